@@ -1,0 +1,11 @@
+"""`mallpulse edge ...`: commands of the store gateway agent.
+
+Each command lives in its own module exposing `register(app)`; heavy imports stay inside the
+command functions.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Store gateway: replay videos, run the agent.", no_args_is_help=True)

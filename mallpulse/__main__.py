@@ -1,0 +1,5 @@
+"""Allow `python -m mallpulse`."""
+
+from mallpulse.cli import main
+
+main()
