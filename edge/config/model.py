@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from edge.config.base import Identifier, StrictModel
 from edge.config.camera import CameraConfig
@@ -52,13 +52,14 @@ class EdgeConfig(StrictModel):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig, description="Store-and-forward.")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health telemetry.")
 
-    @model_validator(mode="after")
-    def _unique_cameras(self) -> EdgeConfig:
-        ids = [c.id for c in self.cameras]
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in cameras]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"camera ids must be unique: {dupes}")
-        return self
+        return cameras
 
     def camera(self, camera_id: str) -> CameraConfig:
         """The camera with this id; KeyError naming the known ids otherwise."""

@@ -1,0 +1,46 @@
+"""The FastAPI app factory; nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from cloud.api.middleware import RequestIdMiddleware
+from cloud.api.problems import install_problem_handlers
+from cloud.api.routes import ROUTERS
+from cloud.core.errors import SettingsError
+from cloud.core.settings import Settings
+from cloud.db.pool import open_pool
+
+
+def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> FastAPI:
+    """Build the API; a given `pool` stays the caller's, otherwise the app opens its own."""
+    if settings.jwt_secret is None:
+        raise SettingsError("MALLPULSE_JWT_SECRET is not set; the API needs it to verify tokens")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = pool is None
+        app.state.pool = open_pool(settings, name="mallpulse-api") if owned else pool
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.pool.close()
+
+    app = FastAPI(
+        title="MallPulse API",
+        version="1.0",
+        summary="Live footfall for store managers and the CRM for headquarters marketers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    app.add_middleware(RequestIdMiddleware)
+    install_problem_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the cloud: settings, logging, errors, security."""

@@ -1,0 +1,55 @@
+"""Cloud settings from the environment (prefix MALLPULSE_), one object built by the entry point."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the cloud processes; read from MALLPULSE_* variables or passed explicitly."""
+
+    model_config = SettingsConfigDict(env_prefix="MALLPULSE_", extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/mallpulse",
+        description="PostgreSQL/TimescaleDB connection URL (libpq form).",
+    )
+    db_pool_min: int = Field(default=1, ge=0, description="Connections kept open in the pool.")
+    db_pool_max: int = Field(default=10, ge=1, description="Most connections in the pool.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for pub/sub and caching."
+    )
+    celery_broker_url: str = Field(
+        default="redis://127.0.0.1:6379/1", description="Celery broker URL (redis:// or amqp://)."
+    )
+    mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host for ingest.")
+    mqtt_port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker port.")
+    mqtt_username: str | None = Field(default=None, description="MQTT username for ingest.")
+    mqtt_password: SecretStr | None = Field(default=None, description="MQTT password.")
+    mqtt_ca_file: str | None = Field(default=None, description="CA file; enables MQTT TLS.")
+    mqtt_topic_prefix: str = Field(default="mallpulse/v1", description="Device topic prefix.")
+    mqtt_share_group: str = Field(
+        default="ingest", description="Shared-subscription group of the ingest processes."
+    )
+    grpc_bind: str = Field(default="127.0.0.1:50051", description="gRPC ingest listen address.")
+    api_host: str = Field(default="127.0.0.1", description="HTTP API listen host.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="HTTP API listen port.")
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HMAC secret for JWT bearer tokens (required by the API)."
+    )
+    jwt_issuer: str = Field(default="mallpulse", description="JWT `iss` claim.")
+    jwt_ttl_s: int = Field(default=3600, ge=60, description="Lifetime of issued tokens.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level."
+    )
+    log_format: Literal["json", "text"] = Field(default="json", description="Log format.")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value

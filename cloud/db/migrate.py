@@ -1,0 +1,90 @@
+"""Versioned plain-SQL migrations, applied in order under an advisory lock; safe to run twice.
+
+Files live in cloud/db/migrations as NNNN_name.sql. Variants: NNNN_name.timescale.sql runs only
+where the TimescaleDB extension is available, NNNN_name.plain.sql only where it is not; the
+version number NNNN is recorded once either way. Ranges: 0001-0099 core, 0100-0199 ingest and
+footfall, 0200-0299 CRM, 0300-0399 predictive analytics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(timescale|plain))?\.sql$")
+_LOCK_KEY = 0x6D616C6C  # 'mall'
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file."""
+
+    version: int
+    name: str
+    variant: str | None
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the SQL text."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover() -> list[Migration]:
+    """All migration files shipped in cloud/db/migrations, sorted by version."""
+    found = []
+    for entry in resources.files("cloud.db.migrations").iterdir():
+        m = _NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m[1]), m[2], m[3], entry.read_text(encoding="utf-8")))
+    return sorted(found, key=lambda x: (x.version, x.variant or ""))
+
+
+def timescaledb_available(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """True when the TimescaleDB extension can be (or is) installed in this database."""
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def migrate(conninfo: str) -> list[int]:
+    """Apply pending migrations; returns the versions applied in this call."""
+    applied_now: list[int] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, variant text,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            timescale = timescaledb_available(conn)
+            for mig in discover():
+                if mig.version in done or _skip_variant(mig, timescale):
+                    continue
+                log.info("applying migration", extra={"version": mig.version, "name": mig.name})
+                with conn.transaction():
+                    conn.execute(mig.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, variant, checksum)"
+                        " VALUES (%s, %s, %s, %s)",
+                        (mig.version, mig.name, mig.variant, mig.checksum),
+                    )
+                done.add(mig.version)
+                applied_now.append(mig.version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now
+
+
+def _skip_variant(mig: Migration, timescale: bool) -> bool:
+    return (mig.variant == "timescale" and not timescale) or (mig.variant == "plain" and timescale)

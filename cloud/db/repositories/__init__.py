@@ -1,0 +1,1 @@
+"""Repositories: functions taking a psycopg connection; the only modules that contain SQL."""
