@@ -1,0 +1,275 @@
+"""SQLite store-and-forward outbox: envelopes are durable before they are sent.
+
+Durability choices (see docs/edge-agent.md): the database runs in WAL mode; connections that
+*store* envelopes use `synchronous=FULL`, so a `put` that returned survives a power cut; the
+connection of the uplink thread that *deletes* acknowledged envelopes uses `synchronous=NORMAL`
+(still corruption-safe in WAL mode): a power cut may undo the last deletions, which only means
+that envelope is sent again and the cloud deduplicates it on (device, sequence).
+
+Sequence numbers come from an AUTOINCREMENT key, so they are monotonic and never reused, also
+after the outbox was drained, after drops and across restarts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.outbox.errors import OutboxCorruptError, OutboxError
+from protos.mallpulse.v1 import telemetry_pb2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('dropped_total', 0);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One stored envelope: its sequence, payload kind ('window' or 'health') and bytes."""
+
+    sequence: int
+    kind: str
+    created_at: float
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Depth, age of the oldest entry, drop counter and the last sequence handed out."""
+
+    depth: int
+    oldest_age_s: float
+    dropped_total: int
+    last_sequence: int
+
+
+def envelope_kind(envelope: telemetry_pb2.Envelope) -> str:
+    """The topic kind of an envelope: the name of its payload ('window', 'health')."""
+    kind = envelope.WhichOneof("payload")
+    if kind is None:
+        raise OutboxError("an envelope without payload cannot be stored")
+    return kind
+
+
+class SqliteOutbox:
+    """Durable FIFO of envelopes keyed by a per-device sequence; safe to use from many threads."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_entries: int = 100_000,
+        max_age_s: float = 7 * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutboxError(f"cannot create the outbox folder {self.path.parent}: {exc}") from exc
+        conn = self._conn()
+        self._check_integrity(conn)
+        with conn:
+            conn.executescript(_SCHEMA)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _open(self, *, synchronous: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as exc:
+            raise OutboxCorruptError(f"cannot open the outbox {self.path}: {exc}") from exc
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection for storing (synchronous=FULL)."""
+        if self._closed:
+            raise OutboxError("the outbox is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "full", None)
+        if conn is None:
+            conn = self._open(synchronous="FULL")
+            self._local.full = conn
+        return conn
+
+    def _ack_conn(self) -> sqlite3.Connection:
+        """This thread's connection for deleting acknowledged entries (synchronous=NORMAL)."""
+        if self._closed:
+            raise OutboxError("the outbox is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "normal", None)
+        if conn is None:
+            conn = self._open(synchronous="NORMAL")
+            self._local.normal = conn
+        return conn
+
+    def _check_integrity(self, conn: sqlite3.Connection) -> None:
+        try:
+            row = conn.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise OutboxCorruptError(f"the outbox {self.path} is not a database: {exc}") from exc
+        if row is None or row[0] != "ok":
+            raise OutboxCorruptError(f"the outbox {self.path} failed its integrity check: {row}")
+
+    def close(self) -> None:
+        """Close every connection (a WAL checkpoint happens on the last close)."""
+        with self._lock:
+            self._closed = True
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def put(self, envelope: telemetry_pb2.Envelope) -> int:
+        """Store one envelope, stamping the next sequence into it; returns that sequence."""
+        return self.put_many([envelope])[0]
+
+    def put_many(self, envelopes: Sequence[telemetry_pb2.Envelope]) -> list[int]:
+        """Store envelopes in one durable transaction; each gets the next sequence number."""
+        kinds = [envelope_kind(env) for env in envelopes]
+        conn = self._conn()
+        now = self._clock()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = self._last_sequence(conn)
+                seqs = []
+                for env, kind in zip(envelopes, kinds, strict=True):
+                    last += 1
+                    env.sequence = last
+                    conn.execute(
+                        "INSERT INTO outbox (sequence, kind, created_at, payload) "
+                        "VALUES (?, ?, ?, ?)",
+                        (last, kind, now, env.SerializeToString()),
+                    )
+                    seqs.append(last)
+                self._enforce_bounds(conn, now)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot store envelopes in {self.path}: {exc}") from exc
+        return seqs
+
+    @staticmethod
+    def _last_sequence(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _enforce_bounds(self, conn: sqlite3.Connection, now: float) -> int:
+        """Drop the oldest entries beyond max_entries or max_age_s; returns how many."""
+        dropped = conn.execute(
+            "DELETE FROM outbox WHERE created_at < ?", (now - self.max_age_s,)
+        ).rowcount
+        depth = int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        excess = depth - self.max_entries
+        if excess > 0:
+            dropped += conn.execute(
+                "DELETE FROM outbox WHERE sequence IN "
+                "(SELECT sequence FROM outbox ORDER BY sequence LIMIT ?)",
+                (excess,),
+            ).rowcount
+        if dropped:
+            conn.execute(
+                "UPDATE meta SET value = value + ? WHERE key = 'dropped_total'", (dropped,)
+            )
+        return dropped
+
+    def expire(self) -> int:
+        """Apply the age bound now (also done on every put); returns how many were dropped."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                dropped = self._enforce_bounds(conn, self._clock())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot expire entries in {self.path}: {exc}") from exc
+        return dropped
+
+    # -- reading and acknowledging ---------------------------------------------------------
+
+    def peek(self, *, after: int = 0, limit: int = 100) -> list[OutboxEntry]:
+        """Up to `limit` entries with a sequence above `after`, oldest first."""
+        try:
+            rows = (
+                self._ack_conn()
+                .execute(
+                    "SELECT sequence, kind, created_at, payload FROM outbox "
+                    "WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                    (after, limit),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read the outbox {self.path}: {exc}") from exc
+        return [OutboxEntry(int(s), str(k), float(c), bytes(p)) for s, k, c, p in rows]
+
+    def ack(self, sequences: Iterable[int]) -> int:
+        """Delete acknowledged entries in one transaction; returns how many were present."""
+        seqs = [(int(s),) for s in sequences]
+        if not seqs:
+            return 0
+        conn = self._ack_conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = conn.executemany("DELETE FROM outbox WHERE sequence = ?", seqs)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot delete acknowledged entries in {self.path}: {exc}") from exc
+        return int(cur.rowcount)
+
+    def stats(self) -> OutboxStats:
+        """Depth, oldest age, drops and last sequence, read in one snapshot."""
+        conn = self._ack_conn()
+        try:
+            conn.execute("BEGIN")
+            try:
+                depth, oldest = conn.execute(
+                    "SELECT COUNT(*), MIN(created_at) FROM outbox"
+                ).fetchone()
+                dropped = conn.execute(
+                    "SELECT value FROM meta WHERE key = 'dropped_total'"
+                ).fetchone()[0]
+                last = self._last_sequence(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read the outbox {self.path}: {exc}") from exc
+        age = max(0.0, self._clock() - float(oldest)) if oldest is not None else 0.0
+        return OutboxStats(int(depth), age, int(dropped), last)

@@ -1,0 +1,293 @@
+"""MQTT uplink (paho-mqtt 2.x, MQTT 5): drains the outbox at QoS 1 over a persistent session.
+
+One thread owns the paho client: it connects (backoff with jitter), runs the network loop,
+publishes outbox entries in sequence order while fewer than `max_inflight` are unacknowledged,
+and deletes an entry once its PUBACK arrives. paho keeps unacknowledged messages across
+reconnects and resends them with DUP set; after a process restart the outbox resends them.
+The cloud deduplicates on (device, sequence).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge.config import DeviceIdentity, MqttConfig
+from edge.outbox import SqliteOutbox
+from edge.uplink.base import Backoff, UplinkError, UplinkStats
+from edge.uplink.topics import Topics
+from protos.mallpulse.v1 import telemetry_pb2
+
+log = logging.getLogger(__name__)
+
+ConfigHandler = Callable[[bytes], None]
+_POLL_S = 0.05
+_REPEEK_S = 1.0  # look for entries written by other processes (e.g. a replay) this often
+
+
+def client_id_for(identity: DeviceIdentity) -> str:
+    """Stable, unique-per-device client id (a persistent session needs the same id)."""
+    return f"mallpulse-{identity.store_id}-{identity.device_id}"[:128]
+
+
+def device_status(identity: DeviceIdentity, *, online: bool, version: str) -> bytes:
+    """Serialized DeviceStatus for the retained `status` topic."""
+    msg = telemetry_pb2.DeviceStatus(
+        device_id=identity.device_id,
+        store_id=identity.store_id,
+        online=online,
+        software_version=version,
+    )
+    msg.at.GetCurrentTime()
+    return msg.SerializeToString()
+
+
+def build_client(config: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client with credentials, TLS and the in-flight window from the config."""
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+    )
+    if config.username is not None:
+        password = config.password.get_secret_value() if config.password else None
+        client.username_pw_set(config.username, password)
+    if config.tls is not None:
+        tls = config.tls
+        try:
+            client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+            )
+        except (OSError, ValueError) as exc:
+            raise UplinkError(f"uplink.mqtt.tls: cannot load certificates: {exc}") from exc
+        client.tls_insecure_set(tls.insecure_skip_verify)
+    client.max_inflight_messages_set(config.max_inflight)
+    return client
+
+
+class MqttUplink:
+    """Outbox -> MQTT broker at QoS 1 with PUBACK-driven deletion, last will and config topic."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        identity: DeviceIdentity,
+        outbox: SqliteOutbox,
+        *,
+        backoff: Backoff | None = None,
+        software_version: str = "",
+        client_id: str | None = None,
+        on_config: ConfigHandler | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.outbox = outbox
+        self.topics = Topics(config.topic_prefix, identity.store_id, identity.device_id)
+        self.stats = UplinkStats()
+        self._backoff = backoff or Backoff()
+        self._version = software_version
+        self._on_config = on_config
+        self._client = build_client(config, client_id or client_id_for(identity))
+        self._client.will_set(
+            self.topics.status,
+            device_status(identity, online=False, version=software_version),
+            qos=1,
+            retain=True,
+        )
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_publish = self._handle_publish
+        self._client.on_message = self._handle_message
+        self._pending: dict[int, int] = {}  # paho mid -> outbox sequence
+        self._acked: list[int] = []
+        self._cursor = 0
+        self._hold_until = 0.0  # after a refused PUBACK, wait before sending again
+        self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a CONNACK was received and the connection is up."""
+        return self._connected.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        """Envelopes published and not yet acknowledged."""
+        return len(self._pending)
+
+    def start(self) -> None:
+        """Start the uplink thread."""
+        if self._thread is not None:
+            raise UplinkError("the MQTT uplink is already started")
+        self._thread = threading.Thread(target=self._run, name="uplink-mqtt", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """New entries are in the outbox."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Announce offline (retained), disconnect and join the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def publish_config_status(self, document: bytes) -> None:
+        """Publish the verdict on a config (JSON) to `config/status`, retained, QoS 1."""
+        self._client.publish(self.topics.config_status, document, qos=1, retain=True)
+
+    # -- the uplink thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._connect()
+            except OSError as exc:
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "mqtt connect failed",
+                    extra={"error": str(exc), "retry_in_s": round(delay, 2), "event": "connect"},
+                )
+                self._stop.wait(delay)
+                continue
+            self._session()
+            if not self._stop.is_set():
+                self._stop.wait(self._backoff.next_delay())
+        self._shutdown()
+
+    def _connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        self._client.connect(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+
+    def _session(self) -> None:
+        """Network loop plus publishing until the connection drops or stop is asked."""
+        last_peek = 0.0
+        while not self._stop.is_set():
+            rc = self._client.loop(timeout=_POLL_S)
+            self._flush_acks()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._connected.clear()
+                log.warning("mqtt connection lost", extra={"rc": str(rc), "event": "disconnect"})
+                return
+            now = time.monotonic()
+            if self.connected and (self._wake.is_set() or now - last_peek > _REPEEK_S):
+                self._wake.clear()
+                last_peek = now
+                if self._pump():
+                    self._wake.set()  # the window is full or more is waiting
+
+    def _pump(self) -> bool:
+        """Publish the next entries into the in-flight window; True if more may be waiting."""
+        room = self.config.max_inflight - len(self._pending)
+        if room <= 0 or time.monotonic() < self._hold_until:
+            return True
+        entries = self.outbox.peek(after=self._cursor, limit=room)
+        for entry in entries:
+            info = self._client.publish(self.topics.of(entry.kind), entry.payload, qos=1)
+            self._pending[info.mid] = entry.sequence
+            self._cursor = entry.sequence
+            self.stats.sent += 1
+        return len(entries) == room
+
+    def _flush_acks(self) -> None:
+        if self._acked:
+            acked, self._acked = self._acked, []
+            self.outbox.ack(acked)
+
+    def _shutdown(self) -> None:
+        self._flush_acks()
+        if self.connected:
+            info = self._client.publish(
+                self.topics.status,
+                device_status(self.identity, online=False, version=self._version),
+                qos=1,
+                retain=True,
+            )
+            deadline = time.monotonic() + 2.0
+            while not info.is_published() and time.monotonic() < deadline:
+                if self._client.loop(timeout=_POLL_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+            self._flush_acks()
+            self._client.disconnect()
+        self._connected.clear()
+
+    # -- paho callbacks (run in the uplink thread, inside loop()) -------------------------
+
+    def _handle_connect(
+        self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("mqtt connection refused", extra={"reason": str(reason), "event": "connack"})
+            return
+        self._backoff.reset()
+        self.stats.connects += 1
+        self._connected.set()
+        self._wake.set()
+        log.info(
+            "mqtt connected",
+            extra={"session_present": bool(flags.session_present), "event": "connack"},
+        )
+        client.publish(
+            self.topics.status,
+            device_status(self.identity, online=True, version=self._version),
+            qos=1,
+            retain=True,
+        )
+        if self._on_config is not None:
+            client.subscribe(self.topics.config, options=SubscribeOptions(qos=1))
+
+    def _handle_disconnect(
+        self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        self._connected.clear()
+        self.stats.disconnects += 1
+        log.info("mqtt disconnected", extra={"reason": str(reason), "event": "disconnect"})
+
+    def _handle_publish(
+        self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any
+    ) -> None:
+        seq = self._pending.pop(mid, None)
+        if seq is None:
+            return  # status or config-status message, not from the outbox
+        if reason.is_failure:
+            # The broker refused it (e.g. ACL): keep it and send it again from this sequence.
+            self.stats.rejected += 1
+            self._cursor = min(self._cursor, seq - 1)
+            self._hold_until = time.monotonic() + self._backoff.next_delay()
+            log.error(
+                "broker refused envelope",
+                extra={"sequence": seq, "reason": str(reason), "event": "puback"},
+            )
+            return
+        self.stats.acked += 1
+        self._acked.append(seq)
+
+    def _handle_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self._on_config is None or message.topic != self.topics.config:
+            return
+        try:
+            self._on_config(bytes(message.payload))
+        except Exception:  # a bad config must never stop the uplink
+            log.exception("config handler failed", extra={"event": "config"})
