@@ -8,4 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from edge.cli import run
+
 app = typer.Typer(help="Store gateway: replay videos, run the agent.", no_args_is_help=True)
+run.register(app)

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import grpc
 from edge.config import DeviceIdentity, GrpcConfig
 from edge.outbox import SqliteOutbox
 from edge.uplink.base import Backoff, UplinkError, UplinkStats
+from edge.uplink.grpc_config import ConfigDecider, GrpcConfigWatcher
 from protos.mallpulse.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ class _Stream:
     cursor: int = 0
     call: grpc.Future | None = None
 
-    def request_iter(self) -> object:
+    def request_iter(self) -> Iterator[object]:
         """The request iterator handed to gRPC: yields queued envelopes until _END."""
         while True:
             item = self.requests.get()
@@ -90,6 +92,8 @@ class GrpcUplink:
         *,
         backoff: Backoff | None = None,
         window: int = 64,
+        on_config: ConfigDecider | None = None,
+        config_version: Callable[[], int] = lambda: 0,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -102,6 +106,18 @@ class GrpcUplink:
         self._metadata: list[tuple[str, str]] = [("x-device-id", identity.device_id)]
         if config.token is not None:
             self._metadata.append(("authorization", f"Bearer {config.token.get_secret_value()}"))
+        self._watcher = (
+            GrpcConfigWatcher(
+                self._channel,
+                config,
+                identity,
+                on_config,
+                known_version=config_version,
+                backoff=Backoff(self._backoff.initial_s, self._backoff.max_s),
+            )
+            if on_config is not None
+            else None
+        )
         self._connected = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,6 +134,8 @@ class GrpcUplink:
             raise UplinkError("the gRPC uplink is already started")
         self._thread = threading.Thread(target=self._run, name="uplink-grpc", daemon=True)
         self._thread.start()
+        if self._watcher is not None:
+            self._watcher.start()
 
     def notify(self) -> None:
         """New entries are in the outbox."""
@@ -127,6 +145,8 @@ class GrpcUplink:
         """Half-close the stream (the server acks what it got), then close the channel."""
         self._stop.set()
         self._wake.set()
+        if self._watcher is not None:
+            self._watcher.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

@@ -1,0 +1,254 @@
+"""Composition root of the gateway: config -> outbox, uplink, cameras, health, remote config.
+
+`Agent.run(stop)` blocks until `stop` is set (SIGTERM in the daemon), then shuts down in an
+order that loses nothing: cameras stop and flush their open windows into the outbox, the
+uplink gets a moment to drain, then it disconnects and the outbox closes. Whatever was not
+acknowledged stays in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge.camera_worker import (
+    CameraPipeline,
+    CameraWorker,
+    Envelopes,
+    FrameSource,
+    SourceFactory,
+)
+from edge.config import CameraConfig, EdgeConfig
+from edge.errors import EdgeError
+from edge.health import HealthCollector, models_from_manifests
+from edge.outbox import OutboxError, SqliteOutbox
+from edge.remote_config import RemoteConfig, load_saved, restart_sections
+from edge.uplink import Backoff, Uplink
+from protos.mallpulse.v1 import telemetry_pb2
+
+log = logging.getLogger(__name__)
+
+PipelineFactory = Callable[[EdgeConfig, CameraConfig], CameraPipeline]
+UplinkFactory = Callable[["Agent"], Uplink]
+
+
+class AgentError(EdgeError):
+    """The agent could not be assembled from its config."""
+
+
+def software_version() -> str:
+    """The installed mallpulse version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mallpulse")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+class NullUplink:
+    """transport: none: envelopes stay in the outbox (replays, air-gapped tests)."""
+
+    connected = False
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def notify(self) -> None:
+        """Nothing to wake."""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Nothing to stop."""
+
+
+class Agent:
+    """Runs every configured camera, the uplink, health telemetry and remote config."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        pipeline_factory: PipelineFactory,
+        source_factory: SourceFactory,
+        uplink_factory: UplinkFactory | None = None,
+        config_dir: Path | None = None,
+        drain_timeout_s: float = 5.0,
+    ) -> None:
+        state_path = config.outbox.path.with_name("remote-config.json")
+        config = load_saved(state_path, config)
+        self.config = config
+        self.version = software_version()
+        self.drain_timeout_s = drain_timeout_s
+        self.outbox = SqliteOutbox(
+            config.outbox.path,
+            max_entries=config.outbox.max_entries,
+            max_age_s=config.outbox.max_age_s,
+        )
+        self.remote_config = RemoteConfig(config, self._apply_config, state_path=state_path)
+        self.workers = [
+            CameraWorker(
+                cam,
+                pipeline_factory(config, cam),
+                source_factory,
+                self.store,
+                backoff=Backoff(config.uplink.backoff_initial_s, config.uplink.backoff_max_s),
+            )
+            for cam in config.cameras
+            if cam.enabled
+        ]
+        self.health = HealthCollector(
+            config.device,
+            outbox_stats=self.outbox.stats,
+            cameras=lambda: [w.health() for w in self.workers],
+            software_version=self.version,
+            models=self._models(config, config_dir),
+            config_version=lambda: self.remote_config.current.version,
+        )
+        self.store_errors = 0
+        self.uplink: Uplink = (uplink_factory or build_uplink)(self)
+
+    @staticmethod
+    def _models(config: EdgeConfig, config_dir: Path | None) -> list[telemetry_pb2.ModelVersion]:
+        manifest = config.detector.manifest
+        if manifest is None:
+            return []
+        if not manifest.is_absolute() and config_dir is not None:
+            manifest = config_dir / manifest
+        return models_from_manifests([manifest])
+
+    def store(self, envelopes: Envelopes) -> None:
+        """Stamp identity into envelopes and store them durably, then wake the uplink."""
+        ident = self.config.device
+        for env in envelopes:
+            env.schema_version = env.schema_version or telemetry_pb2.SCHEMA_VERSION_1
+            env.device_id = env.device_id or ident.device_id
+            env.store_id = env.store_id or ident.store_id
+            env.sent_at.GetCurrentTime()
+        try:
+            self.outbox.put_many(envelopes)
+        except OutboxError:
+            self.store_errors += 1
+            log.exception("could not store envelopes", extra={"count": len(envelopes)})
+            return
+        self.uplink.notify()
+
+    def handle_config(self, payload: bytes) -> bytes | None:
+        """Decide on a pushed config; returns the JSON verdict to publish, if any."""
+        verdict = self.remote_config.handle(payload)
+        return verdict.to_json() if verdict is not None else None
+
+    def _apply_config(self, old: EdgeConfig, new: EdgeConfig) -> list[str]:
+        by_id = {cam.id: cam for cam in new.cameras}
+        for worker in self.workers:
+            cam = by_id.get(worker.camera.id)
+            if cam is not None and cam != worker.camera:
+                worker.update_camera(cam)
+        return restart_sections(old, new)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set, then shut down without losing a window."""
+        log.info(
+            "agent starting",
+            extra={"cameras": [w.camera.id for w in self.workers], "version": self.version},
+        )
+        self.uplink.start()
+        for worker in self.workers:
+            worker.start()
+        interval = self.config.health.interval_s
+        next_health = time.monotonic() + interval
+        while not stop.wait(min(1.0, max(0.0, next_health - time.monotonic()))):
+            if time.monotonic() >= next_health:
+                next_health += interval
+                self.store([self.health.envelope()])
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop cameras (flushing open windows), drain briefly, stop the uplink, close."""
+        log.info("agent stopping")
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            if not worker.join(10.0):
+                log.error("camera thread did not stop", extra={"camera_id": worker.camera.id})
+        deadline = time.monotonic() + self.drain_timeout_s
+        while self.uplink.connected and time.monotonic() < deadline:
+            if self.outbox.stats().depth == 0:
+                break
+            time.sleep(0.05)
+        self.uplink.stop()
+        depth = self.outbox.stats().depth
+        self.outbox.close()
+        log.info("agent stopped", extra={"outbox_depth": depth})
+
+
+def build_uplink(agent: Agent) -> Uplink:
+    """The uplink named by `uplink.transport`, wired to the outbox and remote config."""
+    cfg = agent.config.uplink
+    backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
+    if cfg.transport == "mqtt":
+        from edge.uplink.mqtt import MqttUplink
+
+        mqtt_uplink: MqttUplink | None = None
+
+        def on_config(payload: bytes) -> None:
+            reply = agent.handle_config(payload)
+            if reply is not None and mqtt_uplink is not None:
+                mqtt_uplink.publish_config_status(reply)
+
+        mqtt_uplink = MqttUplink(
+            cfg.mqtt,
+            agent.config.device,
+            agent.outbox,
+            backoff=backoff,
+            software_version=agent.version,
+            on_config=on_config,
+        )
+        return mqtt_uplink
+    if cfg.transport == "grpc":
+        from edge.uplink.grpc import GrpcUplink
+
+        return GrpcUplink(
+            cfg.grpc,
+            agent.config.device,
+            agent.outbox,
+            backoff=backoff,
+            on_config=agent.handle_config,
+            config_version=lambda: agent.remote_config.current.version,
+        )
+    return NullUplink()
+
+
+def _vision_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise AgentError(f"the vision pipeline module '{name}' is not available: {exc}") from exc
+
+
+def default_pipeline_factory(base_dir: Path) -> PipelineFactory:
+    """Builds edge.pipeline.CameraPipeline per camera (model paths relative to `base_dir`)."""
+    module = _vision_module("edge.pipeline")
+
+    def make(config: EdgeConfig, camera: CameraConfig) -> CameraPipeline:
+        pipeline: CameraPipeline = module.CameraPipeline.from_config(
+            config, camera, base_dir=base_dir
+        )
+        return pipeline
+
+    return make
+
+
+def default_source_factory() -> SourceFactory:
+    """Opens edge.capture sources (file, RTSP/HTTP, USB) with their own reconnect."""
+    module = _vision_module("edge.capture")
+
+    def make(camera: CameraConfig) -> FrameSource:
+        source: FrameSource = module.open_source(camera)
+        return source
+
+    return make

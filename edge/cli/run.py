@@ -1,0 +1,52 @@
+"""`mallpulse edge run`: the gateway daemon (every camera, uplink, health, remote config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `run` command to the `edge` group."""
+    app.command("run")(run)
+
+
+def run(
+    config: Path = typer.Option(..., "--config", "-c", help="Device config file (YAML or JSON)."),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    log_format: str = typer.Option("json", "--log-format", help="'json' (default) or 'text'."),
+    drain_timeout: float = typer.Option(
+        5.0, "--drain-timeout", min=0.0, help="Seconds to keep sending after SIGTERM."
+    ),
+) -> None:
+    """Run the agent until SIGTERM/SIGINT; the open windows are flushed into the outbox."""
+    import signal
+    import threading
+
+    from edge.agent import Agent, default_pipeline_factory, default_source_factory
+    from edge.config import ConfigError, load_config
+    from edge.errors import EdgeError
+    from edge.logging import configure_logging
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"INVALID {exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(log_level, fmt=log_format, device_id=cfg.device.device_id)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        agent = Agent(
+            cfg,
+            pipeline_factory=default_pipeline_factory(config.parent),
+            source_factory=default_source_factory(),
+            config_dir=config.parent,
+            drain_timeout_s=drain_timeout,
+        )
+    except EdgeError as exc:
+        typer.echo(f"ERROR {exc}", err=True)
+        raise typer.Exit(1) from exc
+    agent.run(stop)
