@@ -1,0 +1,125 @@
+"""Frame sources: video files (stream timestamps) and live streams/cameras (monotonic clock).
+
+Live sources reconnect with exponential backoff and run a stall watchdog: a reader thread owns
+the OpenCV capture and a stream that stops delivering frames without closing is reopened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from edge.detect.types import Frame
+from edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
+
+
+class CaptureError(EdgeError):
+    """A video source cannot be opened or decoded."""
+
+
+class VideoReader(Protocol):
+    """The part of cv2.VideoCapture a live source uses."""
+
+    def read(self) -> tuple[bool, Any]:
+        """Next frame."""
+        ...
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        """Whether the source opened."""
+        ...
+
+    def release(self) -> None:
+        """Close the source."""
+        ...
+
+
+class FrameSource(Protocol):
+    """Iterates (frame, timestamp seconds); `stop()` may be called from another thread."""
+
+    def __iter__(self) -> Iterator[tuple[Frame, float]]:
+        """Frames and their timestamps."""
+        ...
+
+    def stop(self) -> None:
+        """Make the iteration end soon."""
+        ...
+
+
+class _RateCap:
+    def __init__(self, max_fps: float | None) -> None:
+        self.period = 1.0 / max_fps if max_fps else 0.0
+        self.last: float | None = None
+        self.dropped = 0
+
+    def admit(self, t: float) -> bool:
+        # a small tolerance keeps 25 fps -> 12.5 fps caps from dropping every other kept frame
+        if self.last is not None and t - self.last < self.period * 0.95:
+            self.dropped += 1
+            return False
+        self.last = t
+        return True
+
+
+class FileSource:
+    """A video file (mp4, avi, gif...); timestamps in seconds from the stream, first frame 0."""
+
+    def __init__(self, path: str | Path, *, max_fps: float | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CaptureError(f"video file {self.path} does not exist")
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            raise CaptureError(f"video file {self.path} cannot be opened (not a video?)")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else 25.0
+        self._cap_rate = _RateCap(max_fps)
+        self._stop = threading.Event()
+
+    def __iter__(self) -> Iterator[tuple[Frame, float]]:
+        """Frames with stream timestamps (monotonic; frame count / fps where the stream lies)."""
+        first: float | None = None
+        last = -1.0
+        index = 0
+        try:
+            while not self._stop.is_set():
+                ok, frame = self._cap.read()
+                if not ok:
+                    if index == 0:
+                        raise CaptureError(f"video file {self.path} has no decodable frame")
+                    return
+                pos = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                first = pos if first is None else first
+                t = pos - first
+                if t <= last:  # missing or repeated stream time: fall back to the frame rate
+                    t = last + 1.0 / self.fps
+                last = t
+                index += 1
+                if self._cap_rate.admit(t):
+                    yield np.ascontiguousarray(frame), t
+        finally:
+            self._cap.release()
+
+    @property
+    def dropped(self) -> int:
+        """Frames skipped by the frame-rate cap."""
+        return self._cap_rate.dropped
+
+    def stop(self) -> None:
+        """End the iteration after the current frame."""
+        self._stop.set()
+
+
+def _open_cv(source: str, timeout_s: float) -> VideoReader:
+    ms = int(timeout_s * 1000)
+    if source.startswith("usb:"):
+        return cv2.VideoCapture(int(source[4:]))
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)

@@ -1,0 +1,192 @@
+"""ONNX Runtime person detector for YOLOX (raw grids) and YOLOv8/YOLO11 exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.detect.errors import ModelFormatError, ModelManifestError
+from edge.detect.manifest import ModelManifest
+from edge.detect.types import Detections, FloatArray, Frame
+
+
+def _yolox_grids(
+    width: int, height: int, strides: tuple[int, ...]
+) -> tuple[FloatArray, FloatArray]:
+    """Grid offsets (N, 2) and strides (N, 1) in YOLOX's output order."""
+    grids, steps = [], []
+    for s in strides:
+        gy, gx = np.meshgrid(np.arange(height // s), np.arange(width // s), indexing="ij")
+        grids.append(np.stack((gx, gy), axis=2).reshape(-1, 2))
+        steps.append(np.full((grids[-1].shape[0], 1), s))
+    return (
+        np.concatenate(grids).astype(np.float32),
+        np.concatenate(steps).astype(np.float32),
+    )
+
+
+def _static_dim(value: Any) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+class OnnxDetector:
+    """YOLOX or YOLOv8/YOLO11 detector on onnxruntime's CPU provider, chosen by the manifest."""
+
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        weights: Path,
+        *,
+        score_threshold: float = 0.35,
+        nms_threshold: float = 0.45,
+        threads: int = 2,
+        classes: tuple[str, ...] = ("person",),
+    ) -> None:
+        import onnxruntime as ort
+
+        if manifest.output_format not in ("yolox", "yolov8"):
+            raise ModelManifestError(
+                f"model '{manifest.name}': output_format '{manifest.output_format}' "
+                "is not a detector format (yolox or yolov8)"
+            )
+        self.manifest = manifest
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        names = manifest.class_names
+        missing = [c for c in classes if c not in names]
+        if missing:
+            raise ModelManifestError(f"model '{manifest.name}' has no classes {missing}")
+        self._keep = np.array([names.index(c) for c in classes], np.int64)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(weights), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelFormatError(f"{weights}: onnxruntime cannot load the model: {exc}") from exc
+        self._input_name, self._size = self._check_input(weights)
+        self._output_name = self._check_output(weights, len(names))
+        w, h = self._size
+        self._canvas = np.full((h, w, 3), manifest.pad_value, np.uint8)
+        self._grids, self._strides = _yolox_grids(w, h, manifest.strides)
+        self._checked_runtime_shape = False
+
+    def _check_input(self, weights: Path) -> tuple[str, tuple[int, int]]:
+        inp = self.session.get_inputs()[0]
+        shape = list(inp.shape)
+        if len(shape) != 4 or shape[1] not in (3, "3"):
+            raise ModelFormatError(f"{weights}: expected an input [1, 3, H, W], got {shape}")
+        h, w = _static_dim(shape[2]), _static_dim(shape[3])
+        size = self.manifest.input_size or ((w, h) if w and h else None)
+        if size is None:
+            raise ModelFormatError(f"{weights}: dynamic input size and no input_size in manifest")
+        if (w and w != size[0]) or (h and h != size[1]):
+            raise ModelFormatError(
+                f"{weights}: model input is {w}x{h} but the manifest says {size[0]}x{size[1]}"
+            )
+        return str(inp.name), (int(size[0]), int(size[1]))
+
+    def _check_output(self, weights: Path, n_classes: int) -> str:
+        out = self.session.get_outputs()[0]
+        shape = list(out.shape)
+        fmt = self.manifest.output_format
+        axis = 2 if fmt == "yolox" else 1
+        extra = 5 if fmt == "yolox" else 4
+        if len(shape) != 3 or _static_dim(shape[axis]) not in (None, extra + n_classes):
+            want = "[1, N, 5 + classes]" if fmt == "yolox" else "[1, 4 + classes, N]"
+            raise ModelFormatError(
+                f"{weights}: output shape {shape} does not fit format '{fmt}' "
+                f"with {n_classes} classes (expected {want})"
+            )
+        return str(out.name)
+
+    def _letterbox(self, frame: Frame) -> tuple[float, npt.NDArray[np.float32]]:
+        w, h = self._size
+        fh, fw = frame.shape[:2]
+        ratio = min(w / fw, h / fh)
+        nw, nh = round(fw * ratio), round(fh * ratio)
+        self._canvas[nh:, :] = self.manifest.pad_value
+        self._canvas[:nh, nw:] = self.manifest.pad_value
+        self._canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        if self.manifest.input_layout == "rgb_0_1":
+            blob = cv2.dnn.blobFromImage(self._canvas, 1.0 / 255.0, swapRB=True)
+        else:
+            blob = cv2.dnn.blobFromImage(self._canvas)
+        return ratio, np.asarray(blob, np.float32)
+
+    def detect(self, frame: Frame) -> Detections:
+        """Letterbox, run the network, decode, threshold and NMS; boxes in frame pixels."""
+        ratio, blob = self._letterbox(frame)
+        raw = self.session.run([self._output_name], {self._input_name: blob})[0]
+        if not self._checked_runtime_shape:
+            self._check_runtime(raw)
+        boxes, scores, cls = (
+            self._decode_yolox(raw[0])
+            if self.manifest.output_format == "yolox"
+            else self._decode_yolov8(raw[0])
+        )
+        if boxes.shape[0] == 0:
+            return Detections.empty()
+        keep = cv2.dnn.NMSBoxesBatched(
+            boxes.tolist(), scores.tolist(), cls.tolist(), self.score_threshold, self.nms_threshold
+        )
+        idx = np.asarray(keep, np.int64).reshape(-1)
+        xywh = boxes[idx] / ratio
+        xyxy = np.concatenate((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), axis=1)
+        fh, fw = frame.shape[:2]
+        np.clip(xyxy, 0, [fw, fh, fw, fh], out=xyxy)
+        return Detections(xyxy.astype(np.float32), scores[idx], cls[idx])
+
+    def _check_runtime(self, raw: npt.NDArray[np.float32]) -> None:
+        n = self._grids.shape[0]
+        fmt = self.manifest.output_format
+        if fmt == "yolox" and (raw.ndim != 3 or raw.shape[1] != n):
+            raise ModelFormatError(
+                f"model '{self.manifest.name}': output {raw.shape} has not the {n} grid cells "
+                f"of strides {self.manifest.strides} at {self._size[0]}x{self._size[1]}"
+            )
+        if raw.ndim != 3:
+            raise ModelFormatError(f"model '{self.manifest.name}': output {raw.shape} not 3-D")
+        self._checked_runtime_shape = True
+
+    def _select(
+        self, cls_scores: FloatArray, xywh_fn: Any
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+        best = cls_scores.argmax(axis=1)
+        score = cls_scores[np.arange(cls_scores.shape[0]), best]
+        mask = score >= self.score_threshold
+        rows = np.nonzero(mask)[0]
+        cxcywh = xywh_fn(rows)
+        xywh = np.concatenate((cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, 2:]), axis=1)
+        return xywh.astype(np.float32), score[mask].astype(np.float32), self._keep[best[mask]]
+
+    def _decode_yolox(
+        self, out: FloatArray
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+        cls_scores = out[:, 4:5] * out[:, 5 + self._keep]
+
+        def xywh(rows: npt.NDArray[np.intp]) -> FloatArray:
+            sel = out[rows]
+            st = self._strides[rows]
+            return np.concatenate(
+                ((sel[:, :2] + self._grids[rows]) * st, np.exp(sel[:, 2:4]) * st), axis=1
+            )
+
+        return self._select(cls_scores, xywh)
+
+    def _decode_yolov8(
+        self, out: FloatArray
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+        cls_scores = out[4 + self._keep, :].T
+
+        def xywh(rows: npt.NDArray[np.intp]) -> FloatArray:
+            return np.ascontiguousarray(out[:4, rows].T)
+
+        return self._select(cls_scores, xywh)

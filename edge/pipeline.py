@@ -1,0 +1,215 @@
+"""One camera's pipeline: frame -> detections -> tracks -> analytics -> window envelopes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.aggregate.windows import WindowClock, envelope, window_report
+from edge.analytics.camera import CameraAnalytics
+from edge.analytics.demographics import DemographicsStage, OnnxAgeGender, YuNetFaceDetector
+from edge.analytics.types import FrameTracks
+from edge.config import CameraConfig, EdgeConfig
+from edge.detect import (
+    Detector,
+    Frame,
+    MotionDetector,
+    MotionGate,
+    MotionGatedDetector,
+    build_detector,
+    default_models_dir,
+)
+from edge.errors import EdgeError
+from edge.track.bytetrack import ByteTracker
+from edge.track.types import Track, Tracker, TrackUpdate
+from protos.mallpulse.v1 import telemetry_pb2 as pb
+
+_FPS_SMOOTHING = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    """Counters for device health."""
+
+    frames_processed: int
+    frames_skipped: int
+    detector_latency_ms: float
+    fps: float
+
+
+class CameraPipeline:
+    """Turns one camera's frames into window envelopes (sequence 0; the outbox numbers them)."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        camera_id: str,
+        detector: Detector,
+        *,
+        tracker: Tracker | None = None,
+        demographics: DemographicsStage | None = None,
+    ) -> None:
+        self.config = config
+        self.camera = config.camera(camera_id)
+        self.detector = detector
+        gating = config.detector.motion_gating
+        self._gated = (
+            MotionGatedDetector(
+                detector, MotionGate(min_area=gating.min_area), max_skip_s=gating.max_skip_s
+            )
+            if gating.enabled and not isinstance(detector, MotionDetector)
+            else None
+        )
+        self.tracker: Tracker = tracker or ByteTracker(config.tracker)
+        self.analytics = CameraAnalytics(self.camera)
+        self.demographics = demographics
+        self._clock = WindowClock(config.window.length_s)
+        self._window_start: float | None = None
+        self._frames_in_window = 0
+        self._last_tracks: list[Track] = []
+        self._processed = self._skipped = self._detector_runs = 0
+        self._detector_s = 0.0
+        self._fps = 0.0
+        self._last_wall: float | None = None
+
+    def process(self, frame: Frame, t: float) -> list[pb.Envelope]:
+        """Process one frame taken at epoch time `t`; returns envelopes of windows that closed."""
+        closed = self._close_until(t)
+        update = self._detect_and_track(frame, t)
+        h, w = frame.shape[:2]
+        self.analytics.update(_frame_tracks(update, t, w, h))
+        if self.demographics is not None:
+            self.demographics.update(frame, update.tracks, t, update.removed)
+        self._frames_in_window += 1
+        self._tick()
+        return closed
+
+    def _detect_and_track(self, frame: Frame, t: float) -> TrackUpdate:
+        start = time.perf_counter()
+        if self._gated is not None:
+            dets = self._gated.detect_gated(frame, t)
+        else:
+            dets = self.detector.detect(frame)
+        if dets is None:
+            self._skipped += 1
+            return TrackUpdate(self._last_tracks, [])
+        self._detector_s += time.perf_counter() - start
+        self._detector_runs += 1
+        update = self.tracker.update(dets, t)
+        self._last_tracks = update.tracks
+        return update
+
+    def _tick(self) -> None:
+        self._processed += 1
+        now = time.perf_counter()
+        if self._last_wall is not None and now > self._last_wall:
+            inst = 1.0 / (now - self._last_wall)
+            self._fps = inst if self._fps == 0 else self._fps + _FPS_SMOOTHING * (inst - self._fps)
+        self._last_wall = now
+
+    def _close_until(self, t: float) -> list[pb.Envelope]:
+        if self._window_start is None:
+            self._window_start = self._clock.start_of(t)
+            return []
+        out = []
+        for end in self._clock.ends_between(self._window_start, t):
+            out.append(self._emit(self._window_start, end))
+            self._window_start = end
+        return out
+
+    def _emit(self, start: float, end: float) -> pb.Envelope:
+        window = self.analytics.take_window(start, end)
+        demo = self.demographics.take_window() if self.demographics is not None else {}
+        report = window_report(window, self._frames_in_window, demo)
+        self._frames_in_window = 0
+        dev = self.config.device
+        return envelope(
+            device_id=dev.device_id,
+            store_id=dev.store_id,
+            camera_id=self.camera.id,
+            start=start,
+            end=end,
+            report=report,
+        )
+
+    def flush(self, t: float) -> list[pb.Envelope]:
+        """Shutdown: end every track, close windows up to `t` and the open one, ending at `t`."""
+        closed = self._close_until(t)
+        ended = self.tracker.flush() if isinstance(self.tracker, ByteTracker) else []
+        self._last_tracks = []
+        self.analytics.update(FrameTracks(t, np.zeros(0, np.int64), np.zeros((0, 2)), tuple(ended)))
+        if self.demographics is not None:
+            self.demographics.end_all()
+        if self._window_start is not None and t > self._window_start:
+            closed.append(self._emit(self._window_start, t))
+            self._window_start = t
+        return closed
+
+    def update_camera(self, camera: CameraConfig) -> None:
+        """Swap lines, zones and shelves live; tracks and unchanged counters carry on."""
+        if camera.id != self.camera.id:
+            raise EdgeError(f"pipeline of camera '{self.camera.id}' got config of '{camera.id}'")
+        self.camera = camera
+        self.analytics.update_camera(camera)
+
+    @property
+    def stats(self) -> PipelineStats:
+        """Frames processed, frames skipped by motion gating, mean detector latency, fps."""
+        runs = self._detector_runs
+        return PipelineStats(
+            frames_processed=self._processed,
+            frames_skipped=self._skipped,
+            detector_latency_ms=1000.0 * self._detector_s / runs if runs else 0.0,
+            fps=self._fps,
+        )
+
+    @property
+    def tracks(self) -> list[Track]:
+        """Confirmed tracks visible on the last frame (for annotation)."""
+        return self._last_tracks
+
+
+def _frame_tracks(update: TrackUpdate, t: float, width: int, height: int) -> FrameTracks:
+    n = len(update.tracks)
+    ids = np.fromiter((tr.id for tr in update.tracks), np.int64, n)
+    pts = np.array([tr.anchor for tr in update.tracks], np.float64).reshape(n, 2)
+    pts /= (width, height)
+    return FrameTracks(t, ids, pts, tuple(update.removed))
+
+
+def build_pipeline(
+    config: EdgeConfig, camera_id: str, *, base_dir: Path | None = None
+) -> CameraPipeline:
+    """Pipeline with the configured detector and, when enabled, the demographics stage."""
+    detector = build_detector(config.detector, base_dir=base_dir)
+    return CameraPipeline(
+        config, camera_id, detector, demographics=build_demographics(config, base_dir=base_dir)
+    )
+
+
+def build_demographics(
+    config: EdgeConfig, *, base_dir: Path | None = None
+) -> DemographicsStage | None:
+    """The demographics stage from config, or None when disabled."""
+    demo = config.demographics
+    if not demo.enabled:
+        return None
+    models = config.detector.models_dir or default_models_dir()
+    if base_dir is not None and not models.is_absolute():
+        models = base_dir / models
+    face = demo.face_model if demo.face_model.is_absolute() else models / demo.face_model
+    estimator = None
+    if demo.age_gender_model is not None:
+        path = demo.age_gender_model
+        if not path.is_absolute():
+            path = (base_dir / path) if base_dir is not None else path
+        estimator = OnnxAgeGender(path)
+    return DemographicsStage(
+        YuNetFaceDetector(face),
+        estimator,
+        sample_every_s=demo.sample_every_s,
+        max_samples=demo.max_samples_per_track,
+    )
