@@ -15,11 +15,18 @@ from celery import Celery
 
 TASK_MODULES: list[str] = []
 
-celery_app = Celery(
-    "mallpulse",
-    broker=os.environ.get("MALLPULSE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1"),
-    include=TASK_MODULES,
-)
+_BROKER = os.environ.get("MALLPULSE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+
+celery_app = Celery("mallpulse", broker=_BROKER, include=TASK_MODULES)
+if _BROKER.startswith("filesystem://"):
+    # Serverless transport for `mallpulse demo`: messages are files in a shared folder.
+    _fs = os.environ.get("MALLPULSE_CELERY_FS_DIR", ".mallpulse-demo/celery")
+    celery_app.conf.broker_transport_options = {
+        "data_folder_in": f"{_fs}/queue",
+        "data_folder_out": f"{_fs}/queue",
+        "processed_folder": f"{_fs}/processed",
+        "store_processed": False,
+    }
 celery_app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,

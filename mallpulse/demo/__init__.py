@@ -1,0 +1,1 @@
+"""`mallpulse demo`: the whole system on one machine, on embedded services when none are given."""
