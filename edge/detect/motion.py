@@ -26,12 +26,14 @@ class MotionDetector:
         self,
         *,
         min_area: float = 0.002,
+        max_area: float = 0.3,
         work_width: int = 320,
         history: int = 500,
         var_threshold: float = 25.0,
         score: float = 0.9,
     ) -> None:
         self.min_area = min_area
+        self.max_area = max_area
         self.work_width = work_width
         self.score = score
         self._bg = cv2.createBackgroundSubtractorMOG2(
@@ -49,8 +51,10 @@ class MotionDetector:
         if n <= 1:
             return Detections.empty()
         stats = stats[1:]
-        min_px = self.min_area * small.shape[0] * small.shape[1]
-        stats = stats[stats[:, cv2.CC_STAT_AREA] >= min_px]
+        frame_px = small.shape[0] * small.shape[1]
+        area = stats[:, cv2.CC_STAT_AREA]
+        # blobs over max_area are lighting changes or the model's first frame, not people
+        stats = stats[(area >= self.min_area * frame_px) & (area <= self.max_area * frame_px)]
         x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
         w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
         xyxy = np.stack((x, y, x + w, y + h), axis=1).astype(np.float32) / scale
