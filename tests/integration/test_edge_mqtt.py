@@ -1,0 +1,288 @@
+"""MQTT uplink against a real Mosquitto that the tests stop and restart (own process and port).
+
+The machine's shared broker on 1883 is never touched: each test module starts its own
+`mosquitto` with persistence in a temporary folder on a free port.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.config import DeviceIdentity, MqttConfig
+from edge.health import HealthCollector
+from edge.outbox import SqliteOutbox
+from edge.uplink import Backoff
+from edge.uplink.mqtt import MqttUplink
+from protos.mallpulse.v1 import telemetry_pb2
+
+pytestmark = pytest.mark.integration
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+IDENT = DeviceIdentity(device_id="gw-test-1", store_id="store-t")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Broker:
+    """A private Mosquitto with persistence that can be stopped and started again."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not Path(MOSQUITTO).exists():
+            pytest.fail(f"mosquitto binary not found at {MOSQUITTO}")
+        self.port = free_port()
+        self.workdir = workdir
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "max_queued_messages 100000\n"
+            f"user {getpass.getuser()}\n"  # as root, mosquitto would switch user and not save
+            "log_dest none\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail(f"mosquitto did not start on port {self.port}")
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM): the broker saves sessions and queued messages."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+class Collector:
+    """A cloud-side subscriber with a persistent session; records every message."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"collector-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.reconnect_delay_set(1, 1)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def envelopes(self, kind: str = "window") -> list[telemetry_pb2.Envelope]:
+        with self.lock:
+            msgs = list(self.messages)
+        return [telemetry_pb2.Envelope.FromString(p) for t, p, _ in msgs if t.endswith("/" + kind)]
+
+    def first_seen_sequences(self, kind: str = "window") -> list[int]:
+        """Sequences in arrival order after dedupe by (device, sequence)."""
+        seen: set[tuple[str, int]] = set()
+        out = []
+        for env in self.envelopes(kind):
+            key = (env.device_id, env.sequence)
+            if key not in seen:
+                seen.add(key)
+                out.append(env.sequence)
+        return out
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def window(i: int) -> telemetry_pb2.Envelope:
+    env = telemetry_pb2.Envelope(device_id=IDENT.device_id, store_id=IDENT.store_id, camera_id="c1")
+    env.window.frames_processed = i
+    return env
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"mptest/{uuid.uuid4().hex[:10]}/mallpulse/v1"
+
+
+def make_uplink(outbox: SqliteOutbox, port: int, prefix: str, **kw: Any) -> MqttUplink:
+    cfg = MqttConfig(host="127.0.0.1", port=port, topic_prefix=prefix, max_inflight=5)
+    return MqttUplink(cfg, IDENT, outbox, backoff=Backoff(0.05, 0.3), software_version="t", **kw)
+
+
+def test_outage_then_recovery_delivers_everything_once_in_order(
+    broker: Broker, tmp_path: Path, prefix: str
+) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    collector = Collector(broker.port, prefix)
+    uplink = make_uplink(outbox, broker.port, prefix)
+    uplink.start()
+    try:
+        outbox.put_many([window(i) for i in range(30)])
+        uplink.notify()
+        wait_until(lambda: len(collector.first_seen_sequences()) == 30, what="first batch")
+        broker.stop()
+        wait_until(lambda: not uplink.connected, what="uplink to notice the outage")
+        for i in range(30, 90):  # aggregates produced while the uplink is down
+            outbox.put(window(i))
+            uplink.notify()
+        assert outbox.stats().depth >= 60
+        broker.start()
+        wait_until(lambda: outbox.stats().depth == 0, timeout=20, what="outbox to drain")
+        wait_until(lambda: len(collector.first_seen_sequences()) == 90, what="all envelopes")
+    finally:
+        uplink.stop()
+        collector.close()
+        outbox.close()
+    assert collector.first_seen_sequences() == list(range(1, 91))
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    broker: Broker, tmp_path: Path, prefix: str
+) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    collector = Collector(broker.port, prefix)
+    uplink = make_uplink(outbox, broker.port, prefix)
+    uplink.start()
+    stop = threading.Event()
+
+    def produce() -> None:
+        for i in range(300):
+            if stop.is_set():
+                return
+            outbox.put(window(i))
+            uplink.notify()
+            time.sleep(0.005)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        wait_until(lambda: len(collector.envelopes()) >= 40, what="stream to start")
+        broker.stop()  # restart while envelopes are in flight
+        broker.start()
+        producer.join(30)
+        wait_until(lambda: outbox.stats().depth == 0, timeout=20, what="outbox to drain")
+        wait_until(lambda: len(collector.first_seen_sequences()) == 300, what="every envelope")
+    finally:
+        stop.set()
+        uplink.stop()
+        collector.close()
+        outbox.close()
+    assert collector.first_seen_sequences() == list(range(1, 301))
+    assert uplink.stats.connects >= 2
+
+
+def test_outbox_full_drops_oldest_counts_them_and_keeps_running(
+    broker: Broker, tmp_path: Path, prefix: str
+) -> None:
+    collector = Collector(broker.port, prefix)  # the cloud's session exists before the outage
+    wait_until(collector.client.is_connected, what="collector")
+    time.sleep(0.2)  # let the SUBACK land
+    broker.stop()  # uplink down from the start
+    outbox = SqliteOutbox(tmp_path / "outbox.db", max_entries=10)
+    uplink = make_uplink(outbox, broker.port, prefix)
+    uplink.start()
+    health = HealthCollector(
+        IDENT,
+        outbox_stats=outbox.stats,
+        cameras=list,
+        software_version="t",
+        models=[],
+        config_version=lambda: 1,
+    )
+    try:
+        for i in range(25):
+            outbox.put(window(i))
+        stats = outbox.stats()
+        assert (stats.depth, stats.dropped_total) == (10, 15)
+        assert [e.sequence for e in outbox.peek(limit=100)] == list(range(16, 26))
+        outbox.put(health.envelope())  # health reports the drops (and is itself stored)
+        broker.start()
+        wait_until(lambda: outbox.stats().depth == 0, timeout=20, what="drain")
+        wait_until(lambda: len(collector.first_seen_sequences()) == 9, what="survivors")
+        wait_until(lambda: bool(collector.envelopes("health")), what="health")
+    finally:
+        uplink.stop()
+        outbox.close()
+        collector.close()
+    # 26 puts into 10 slots: the health envelope (26) pushed window 16 out as well.
+    assert collector.first_seen_sequences() == list(range(17, 26))
+    reported = collector.envelopes("health")[0]
+    assert reported.sequence == 26
+    assert reported.health.outbox_dropped_total == 15
+    assert reported.health.outbox_depth == 10
+
+
+def test_status_online_and_last_will_offline(broker: Broker, tmp_path: Path, prefix: str) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    uplink = make_uplink(outbox, broker.port, prefix)
+    uplink.start()
+    collector = Collector(broker.port, prefix)
+    try:
+        wait_until(lambda: bool(statuses(collector)), what="status message")
+        assert statuses(collector)[-1].online is True
+        # An unclean end (socket dropped without DISCONNECT) makes the broker send the will.
+        sock = uplink._client.socket()  # the raw TCP socket paho uses
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)
+        wait_until(lambda: any(not s.online for s in statuses(collector)), what="last will")
+        wait_until(lambda: statuses(collector)[-1].online, what="online again after reconnect")
+    finally:
+        uplink.stop()
+        collector.close()
+        outbox.close()
+    last = statuses(collector)
+    assert last[-1].device_id == IDENT.device_id
+
+
+def statuses(collector: Collector) -> list[telemetry_pb2.DeviceStatus]:
+    with collector.lock:
+        msgs = list(collector.messages)
+    return [telemetry_pb2.DeviceStatus.FromString(p) for t, p, _ in msgs if t.endswith("/status")]
