@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from edge.cli import run
+from edge.cli import replay, run
 
 app = typer.Typer(help="Store gateway: replay videos, run the agent.", no_args_is_help=True)
 run.register(app)
+replay.register(app)

@@ -151,7 +151,7 @@ def zone_scenario() -> Scenario:
 def store_scene(duration: float = 60.0, *, seed: int = 3) -> Scenario:
     """A busier store entrance for `mallpulse demo`: people walk in and out across a line."""
     rng = np.random.default_rng(seed)
-    walkers = []
+    walkers: list[Walker] = []
     t, n_in, n_out = 0.0, 0, 0
     while t < duration - 8.0:
         x = float(rng.uniform(0.15, 0.85))

@@ -144,7 +144,7 @@ class Scene:
         edges = np.diff(inside.astype(np.int8), prepend=0, append=0)
         starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
         return [
-            (float(ts[a]), float(ts[min(b, len(ts) - 1)]))
+            (float(ts[int(a)]), float(ts[min(int(b), len(ts) - 1)]))
             for a, b in zip(starts, ends, strict=True)
         ]
 

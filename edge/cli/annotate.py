@@ -1,0 +1,84 @@
+"""Annotated replay video: boxes, track ids, lines, zones, shelves and running counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.detect.types import Frame
+from edge.pipeline import CameraPipeline
+
+_LINE = (0, 220, 255)
+_ZONE = (255, 160, 0)
+_SHELF = (200, 0, 200)
+
+
+class Annotator:
+    """Draws what the pipeline sees and counts onto each frame and writes an mp4."""
+
+    def __init__(self, pipeline: CameraPipeline, path: Path, *, fps: float) -> None:
+        self.pipeline = pipeline
+        self.path = path
+        self.fps = fps
+        self._writer: Any = None
+        self._closed_in: Counter[str] = Counter()
+        self._closed_out: Counter[str] = Counter()
+        self._interactions: Counter[str] = Counter()
+
+    def add_closed(self, envelope: Any) -> None:
+        """Add a closed window's counts to the running totals."""
+        for line in envelope.window.lines:
+            self._closed_in[line.line_id] += line.in_count
+            self._closed_out[line.line_id] += line.out_count
+        for shelf in envelope.window.shelves:
+            self._interactions[shelf.shelf_id] += shelf.interactions
+
+    def draw(self, frame: Frame) -> None:
+        """Annotate a copy of `frame` and append it to the video."""
+        img = frame.copy()
+        h, w = img.shape[:2]
+        scale = np.array([w, h], np.float64)
+        cam = self.pipeline.camera
+        for zone in cam.zones:
+            pts = (np.array(zone.polygon) * scale).astype(np.int32)
+            cv2.polylines(img, [pts], True, _ZONE, 2)
+            occ = self.pipeline.analytics.zones[zone.id].presence.inside_count
+            cv2.putText(img, f"{zone.id}: {occ}", tuple(pts[0]), 0, 0.6, _ZONE, 2)
+        for shelf in cam.shelves:
+            pts = (np.array(shelf.polygon) * scale).astype(np.int32)
+            cv2.polylines(img, [pts], True, _SHELF, 2)
+            n = self._interactions[shelf.id] + self.pipeline.analytics.shelves[shelf.id]._dwell.n
+            cv2.putText(img, f"{shelf.id}: {n}", tuple(pts[0]), 0, 0.6, _SHELF, 2)
+        for line in cam.lines:
+            (x1, y1), (x2, y2) = (np.array(line.points) * scale).astype(int).tolist()
+            cv2.line(img, (x1, y1), (x2, y2), _LINE, 2)
+            live = self.pipeline.analytics.lines[line.id].stats
+            text = (
+                f"{line.id} in {self._closed_in[line.id] + live.in_count} "
+                f"out {self._closed_out[line.id] + live.out_count}"
+            )
+            cv2.putText(img, text, (x1 + 4, y1 - 8), 0, 0.6, _LINE, 2)
+        for tr in self.pipeline.tracks:
+            p1, p2 = (int(tr.x1), int(tr.y1)), (int(tr.x2), int(tr.y2))
+            cv2.rectangle(img, p1, p2, (0, 255, 0), 2)
+            cv2.putText(img, str(tr.id), (p1[0], p1[1] - 4), 0, 0.5, (0, 255, 0), 2)
+            cv2.circle(img, (int(tr.anchor[0]), int(tr.anchor[1])), 3, (0, 0, 255), -1)
+        self._write(img)
+
+    def _write(self, img: Frame) -> None:
+        if self._writer is None:
+            h, w = img.shape[:2]
+            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise OSError(f"cannot write video {self.path}")
+        self._writer.write(img)
+
+    def close(self) -> None:
+        """Finish the video file."""
+        if self._writer is not None:
+            self._writer.release()
