@@ -230,6 +230,18 @@ def _vision_module(name: str) -> Any:
         raise AgentError(f"the vision pipeline module '{name}' is not available: {exc}") from exc
 
 
+def load_factory(spec: str) -> Any:
+    """Call MODULE:CALLABLE (no arguments) and return what it gives: a factory."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise AgentError(f"expected MODULE:CALLABLE, got '{spec}'")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise AgentError(f"cannot load '{spec}': {exc}") from exc
+    return target()
+
+
 def default_pipeline_factory(base_dir: Path) -> PipelineFactory:
     """Builds edge.pipeline.CameraPipeline per camera (model paths relative to `base_dir`)."""
     module = _vision_module("edge.pipeline")

@@ -19,12 +19,28 @@ def run(
     drain_timeout: float = typer.Option(
         5.0, "--drain-timeout", min=0.0, help="Seconds to keep sending after SIGTERM."
     ),
+    pipeline: str | None = typer.Option(
+        None,
+        "--pipeline",
+        help="MODULE:CALLABLE returning a pipeline factory(config, camera) (default: the "
+        "vision pipeline, edge.pipeline).",
+    ),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="MODULE:CALLABLE returning a frame-source factory(camera) (default: edge.capture).",
+    ),
 ) -> None:
     """Run the agent until SIGTERM/SIGINT; the open windows are flushed into the outbox."""
     import signal
     import threading
 
-    from edge.agent import Agent, default_pipeline_factory, default_source_factory
+    from edge.agent import (
+        Agent,
+        default_pipeline_factory,
+        default_source_factory,
+        load_factory,
+    )
     from edge.config import ConfigError, load_config
     from edge.errors import EdgeError
     from edge.logging import configure_logging
@@ -41,8 +57,10 @@ def run(
     try:
         agent = Agent(
             cfg,
-            pipeline_factory=default_pipeline_factory(config.parent),
-            source_factory=default_source_factory(),
+            pipeline_factory=load_factory(pipeline)
+            if pipeline
+            else default_pipeline_factory(config.parent),
+            source_factory=load_factory(source) if source else default_source_factory(),
             config_dir=config.parent,
             drain_timeout_s=drain_timeout,
         )
