@@ -108,3 +108,8 @@ def apikey(
     with psycopg.connect(_settings().database_url) as conn:
         key_id, key = create_api_key(conn, name=name, role=role, store_ids=set(store))
     typer.echo(f"key id {key_id}: {key}")
+
+
+from cloud.ingest.cli import register as _register_ingest  # noqa: E402 - after the core commands
+
+_register_ingest(app)

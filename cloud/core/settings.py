@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     )
     jwt_issuer: str = Field(default="mallpulse", description="JWT `iss` claim.")
     jwt_ttl_s: int = Field(default=3600, ge=60, description="Lifetime of issued tokens.")
+    ingest_max_envelope_bytes: int = Field(
+        default=65536, ge=256, description="Envelopes larger than this are dead-lettered."
+    )
+    ingest_batch_size: int = Field(
+        default=500, ge=1, le=10000, description="Most envelopes committed in one transaction."
+    )
+    ingest_batch_wait_ms: int = Field(
+        default=20, ge=0, le=5000, description="How long ingest waits to fill a batch."
+    )
+    ingest_max_skew_s: int = Field(
+        default=300, ge=0, description="Windows ending this far in the future are rejected."
+    )
+    ingest_max_age_days: int = Field(
+        default=30, ge=1, description="Windows older than this are rejected as out of range."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
     )

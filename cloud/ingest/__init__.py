@@ -1,0 +1,1 @@
+"""Cloud ingest: decode and validate envelopes, store them idempotently, dead-letter the rest."""

@@ -1,0 +1,194 @@
+"""MQTT ingest: a shared subscription ($share/<group>/...) with manual acknowledgements.
+
+paho delivers messages on its network thread into a queue; one worker thread takes batches
+from it, stores them through IngestService in one transaction, and only then sends the PUBACKs.
+A process killed mid-batch never acknowledged that batch: the broker redelivers it to the same
+persistent session (stable client id) and the (device, sequence) ledger drops the copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from psycopg_pool import PoolTimeout
+
+from cloud.ingest.errors import IngestError
+from cloud.ingest.service import IngestService
+from cloud.ingest.status import apply_statuses
+from cloud.ingest.validate import Incoming
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MqttIngestConfig:
+    """Where and how the subscriber connects."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "mallpulse-ingest-0"
+    topic_prefix: str = "mallpulse/v1"
+    share_group: str = "ingest"
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    batch_size: int = 500
+    batch_wait_s: float = 0.02
+    session_expiry_s: int = 3600
+    receive_maximum: int = 2000
+
+
+def parse_topic(prefix: str, topic: str) -> tuple[str, str, str] | None:
+    """(store, device, kind) of a device topic under `prefix`, or None."""
+    head = prefix.rstrip("/") + "/"
+    if not topic.startswith(head):
+        return None
+    parts = topic[len(head) :].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+class MqttIngest:
+    """Subscriber + batching worker; start() then stop()."""
+
+    def __init__(self, config: MqttIngestConfig, service: IngestService) -> None:
+        self.config = config
+        self.service = service
+        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.connected = threading.Event()
+        self._client = self._build()
+
+    def _build(self) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.ca_file:
+            client.tls_set(ca_certs=cfg.ca_file)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        return client
+
+    def start(self) -> None:
+        """Connect (persistent session) and start the network loop and the worker."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        props.ReceiveMaximum = self.config.receive_maximum
+        self._client.connect_async(
+            self.config.host, self.config.port, keepalive=30, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        self._worker = threading.Thread(target=self._run, name="ingest-mqtt", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in hand, then disconnect (unacknowledged messages stay queued)."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _topics(self) -> list[tuple[str, SubscribeOptions]]:
+        cfg = self.config
+        prefix = cfg.topic_prefix.rstrip("/")
+        share = f"$share/{cfg.share_group}/{prefix}"
+        opts = SubscribeOptions(qos=1)
+        # Presence is subscribed without sharing so every process sees retained states.
+        return [(f"{share}/+/+/window", opts), (f"{share}/+/+/health", opts),
+                (f"{prefix}/+/+/status", opts)]  # fmt: skip
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+    ) -> None:
+        if rc.is_failure:
+            log.error("mqtt connect refused", extra={"reason": str(rc)})
+            return
+        client.subscribe(self._topics())
+        self.connected.set()
+        log.info("mqtt ingest connected", extra={"client_id": self.config.client_id})
+
+    def _on_disconnect(
+        self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
+    ) -> None:
+        self.connected.clear()
+        log.warning("mqtt ingest disconnected", extra={"reason": str(rc)})
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(msg)
+
+    def _run(self) -> None:
+        pending: list[mqtt.MQTTMessage] = []
+        while not self._stop.is_set() or pending:
+            if not pending:
+                pending = self._take()
+                if not pending:
+                    continue
+            try:
+                self._handle(pending)
+            except IngestError as exc:
+                log.error("batch not stored; will retry", extra={"error": exc.detail})
+                if self._stop.wait(1.0):
+                    return  # unacknowledged: the broker redelivers them
+                continue
+            pending = []
+
+    def _take(self) -> list[mqtt.MQTTMessage]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.config.batch_wait_s
+        while len(batch) < self.config.batch_size:
+            left = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
+        envelopes: list[Incoming] = []
+        statuses: list[Incoming] = []
+        for msg in messages:
+            parts = parse_topic(self.config.topic_prefix, msg.topic)
+            store, device, kind = parts if parts else (None, None, None)
+            item = Incoming(bytes(msg.payload), "mqtt", msg.mid, msg.topic, store, device, kind)
+            if kind == "status":
+                if msg.payload:  # an empty retained message only clears the topic
+                    statuses.append(item)
+            else:
+                envelopes.append(item)
+        if envelopes:
+            self.service.ingest(envelopes)
+        try:
+            apply_statuses(self.service.pool, statuses)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise IngestError(f"database unavailable: {exc}") from exc
+        for msg in messages:  # committed: now the broker may forget them
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)

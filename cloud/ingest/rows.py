@@ -1,0 +1,154 @@
+"""Pure mapping of accepted envelopes to table rows, rollup increments and live state."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from protos.mallpulse.v1 import telemetry_pb2
+
+Row = tuple[Any, ...]
+
+#: Columns of each time-series table, in COPY order.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "line_counts": ("store_id", "device_id", "camera_id", "line_id", "window_start", "window_end",
+                    "in_count", "out_count"),
+    "zone_occupancy": ("store_id", "device_id", "camera_id", "zone_id", "window_start",
+                       "window_end", "avg_occupancy", "max_occupancy", "occupancy_at_end",
+                       "entries", "exits", "dwell_total_s", "dwell_count"),
+    "queue_stats": ("store_id", "device_id", "camera_id", "zone_id", "window_start", "window_end",
+                    "avg_length", "max_length", "length_at_end", "served",
+                    "service_rate_per_min", "estimated_wait_s"),
+    "shelf_interactions": ("store_id", "device_id", "camera_id", "shelf_id", "window_start",
+                           "window_end", "interactions", "total_dwell_s"),
+    "demographics": ("store_id", "device_id", "camera_id", "window_start", "window_end",
+                     "age_band", "gender", "count"),
+    "device_health": ("store_id", "device_id", "window_start", "window_end", "uptime_s",
+                      "cpu_percent", "memory_used_mb", "memory_total_mb", "temperature_c",
+                      "outbox_depth", "outbox_oldest_age_s", "cameras_connected",
+                      "cameras_total", "software_version", "config_version"),
+}  # fmt: skip
+
+
+@dataclass
+class Batch:
+    """Everything one transaction writes for the accepted envelopes of a batch."""
+
+    rows: dict[str, list[Row]] = field(default_factory=lambda: {t: [] for t in COLUMNS})
+    #: (store, line, utc hour) -> [in, out]
+    hourly: dict[tuple[str, str, datetime], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
+    )
+    #: (store, line, window_start) -> [in, out]; the local day is resolved in SQL
+    lines: dict[tuple[str, str, datetime], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
+    )
+    #: (store, zone) -> (window_end, occupancy); the latest window wins
+    live_zones: dict[tuple[str, str], tuple[datetime, int]] = field(default_factory=dict)
+    #: (store, zone) -> (window_end, length, estimated wait)
+    live_queues: dict[tuple[str, str], tuple[datetime, int, float]] = field(default_factory=dict)
+    #: (store, kind, id) of lines and zones seen
+    catalogue: set[tuple[str, str, str]] = field(default_factory=set)
+    #: (store, device, camera) seen
+    cameras: set[tuple[str, str, str]] = field(default_factory=set)
+    #: per store: the summary sent to live subscribers
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, env: telemetry_pb2.Envelope) -> None:
+        """Add one accepted envelope."""
+        start = env.window_start.ToDatetime(tzinfo=UTC)
+        end = env.window_end.ToDatetime(tzinfo=UTC)
+        if env.WhichOneof("payload") == "health":
+            self.rows["device_health"].append(_health_row(env, start, end))
+            return
+        self.cameras.add((env.store_id, env.device_id, env.camera_id))
+        self._add_report(env, start, end)
+
+    def _add_report(self, env: telemetry_pb2.Envelope, start: datetime, end: datetime) -> None:
+        key = (env.store_id, env.device_id, env.camera_id)
+        report = env.window
+        event = self._event(env.store_id, end)
+        for line in report.lines:
+            self.rows["line_counts"].append(
+                (*key, line.line_id, start, end, line.in_count, line.out_count)
+            )
+            hour = start.replace(minute=0, second=0, microsecond=0)
+            for acc in (
+                self.hourly[(env.store_id, line.line_id, hour)],
+                self.lines[(env.store_id, line.line_id, start)],
+            ):
+                acc[0] += line.in_count
+                acc[1] += line.out_count
+            self.catalogue.add((env.store_id, "line", line.line_id))
+            event["in"] += line.in_count
+            event["out"] += line.out_count
+        for zone in report.zones:
+            self.rows["zone_occupancy"].append(
+                (*key, zone.zone_id, start, end, zone.avg_occupancy, zone.max_occupancy,
+                 zone.occupancy_at_end, zone.entries, zone.exits, zone.dwell.total_s,
+                 sum(zone.dwell.counts))
+            )  # fmt: skip
+            _latest(self.live_zones, (env.store_id, zone.zone_id), (end, zone.occupancy_at_end))
+            self.catalogue.add((env.store_id, "zone", zone.zone_id))
+            event["zones"][zone.zone_id] = zone.occupancy_at_end
+        for queue in report.queues:
+            self.rows["queue_stats"].append(
+                (*key, queue.zone_id, start, end, queue.avg_length, queue.max_length,
+                 queue.length_at_end, queue.served, queue.service_rate_per_min,
+                 queue.estimated_wait_s)
+            )  # fmt: skip
+            state = (end, queue.length_at_end, queue.estimated_wait_s)
+            _latest(self.live_queues, (env.store_id, queue.zone_id), state)
+            self.catalogue.add((env.store_id, "queue", queue.zone_id))
+            event["queues"][queue.zone_id] = queue.length_at_end
+        for shelf in report.shelves:
+            self.rows["shelf_interactions"].append(
+                (*key, shelf.shelf_id, start, end, shelf.interactions, shelf.total_dwell_s)
+            )
+            self.catalogue.add((env.store_id, "shelf", shelf.shelf_id))
+        for cell in report.demographics.counts:
+            self.rows["demographics"].append(
+                (*key, start, end, _band(cell.age_band), _gender(cell.gender), cell.count)
+            )
+
+    def _event(self, store_id: str, end: datetime) -> dict[str, Any]:
+        event = self.events.setdefault(
+            store_id,
+            {"store_id": store_id, "window_end": end, "in": 0, "out": 0, "zones": {},
+             "queues": {}},
+        )  # fmt: skip
+        event["window_end"] = max(event["window_end"], end)
+        return event
+
+    @property
+    def row_count(self) -> int:
+        """Time-series rows in this batch."""
+        return sum(len(rows) for rows in self.rows.values())
+
+
+def _latest(state: dict[Any, Any], key: tuple[str, str], value: tuple[Any, ...]) -> None:
+    if key not in state or state[key][0] <= value[0]:
+        state[key] = value
+
+
+def _band(value: telemetry_pb2.AgeBand.ValueType) -> str:
+    name: str = telemetry_pb2.AgeBand.Name(value)
+    return name.removeprefix("AGE_BAND_").lower().replace("_plus", "+").replace("_", "-")
+
+
+def _gender(value: telemetry_pb2.Gender.ValueType) -> str:
+    name: str = telemetry_pb2.Gender.Name(value)
+    return name.removeprefix("GENDER_").lower()
+
+
+def _health_row(env: telemetry_pb2.Envelope, start: datetime, end: datetime) -> Row:
+    h = env.health
+    temperature = h.temperature_c if h.HasField("temperature_c") else None
+    connected = sum(1 for cam in h.cameras if cam.connected)
+    return (
+        env.store_id, env.device_id, start, end, h.uptime_s, h.cpu_percent, h.memory_used_mb,
+        h.memory_total_mb, temperature, h.outbox_depth, h.outbox_oldest_age_s, connected,
+        len(h.cameras), h.software_version, h.config_version,
+    )  # fmt: skip

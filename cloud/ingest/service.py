@@ -1,0 +1,223 @@
+"""IngestService: one transaction per batch; acknowledgements only after it commits."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from google.protobuf.message import DecodeError
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from cloud.core.logging import request_id_var
+from cloud.core.settings import Settings
+from cloud.db.repositories import deadletter, telemetry
+from cloud.ingest.errors import IngestError
+from cloud.ingest.rows import COLUMNS, Batch
+from cloud.ingest.validate import Incoming, Limits, Reason, Rejection, decode
+from protos.mallpulse.v1 import telemetry_pb2
+
+log = logging.getLogger(__name__)
+_RETRIES = 5
+
+
+class Status(StrEnum):
+    """The fate of one envelope."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one incoming message (same order as the batch)."""
+
+    status: Status
+    device_id: str = ""
+    sequence: int = 0
+    reason: str = ""
+
+
+@dataclass
+class IngestStats:
+    """Counters since start."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    rows: int = 0
+    batches: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def limits_from(settings: Settings) -> Limits:
+    """Acceptance limits from the settings."""
+    return Limits(
+        max_bytes=settings.ingest_max_envelope_bytes,
+        max_skew_s=float(settings.ingest_max_skew_s),
+        max_age_s=settings.ingest_max_age_days * 86400.0,
+    )
+
+
+class IngestService:
+    """Validates, deduplicates and stores batches of envelopes from any transport."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        limits: Limits,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.pool = pool
+        self.limits = limits
+        self.clock = clock
+        self.stats = IngestStats()
+        self._rollup_table: bool | None = None
+
+    def ingest(self, items: Sequence[Incoming]) -> list[Outcome]:
+        """Store a batch in one transaction (retried on deadlock) and return one outcome per
+        item; raises IngestError when the database is unavailable (nothing is acknowledged)."""
+        token = request_id_var.set(f"batch-{uuid.uuid4().hex[:12]}")
+        try:
+            decoded = [decode(item, self.limits, self.clock()) for item in items]
+            for attempt in range(_RETRIES):
+                try:
+                    outcomes = self._store(items, decoded)
+                    break
+                except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                    log.warning("ingest transaction conflict; retrying", extra={"try": attempt})
+                    time.sleep(0.05 * (attempt + 1))
+                except (psycopg.OperationalError, PoolTimeout) as exc:
+                    raise IngestError(f"database unavailable: {exc}") from exc
+            else:
+                raise IngestError("ingest transaction kept conflicting; batch not stored")
+            self._count(outcomes)
+            return outcomes
+        finally:
+            request_id_var.reset(token)
+
+    def _store(
+        self, items: Sequence[Incoming], decoded: list[telemetry_pb2.Envelope | Rejection]
+    ) -> list[Outcome]:
+        with self.pool.connection() as conn, conn.transaction():
+            if self._rollup_table is None:
+                self._rollup_table = telemetry.rollup_is_table(conn)
+            known = telemetry.device_stores(
+                conn, (d.device_id for d in decoded if not isinstance(d, Rejection))
+            )
+            verdicts = [_ownership(d, known) for d in decoded]
+            fresh = telemetry.claim_envelopes(conn, _ledger_rows(verdicts))
+            outcomes, batch = _classify(verdicts, fresh)
+            self._write(conn, batch)
+            dead = [_dead_row(i, v) for i, v in zip(items, verdicts, strict=True)]
+            deadletter.add_dead_letters(conn, [row for row in dead if row is not None])
+            seen = {o.device_id for o in outcomes if o.status is not Status.REJECTED}
+            telemetry.touch_devices(conn, seen)
+        return [
+            replace(o, device_id=row[2] or "", sequence=row[4] or 0) if row is not None else o
+            for o, row in zip(outcomes, dead, strict=True)
+        ]
+
+    def _write(self, conn: psycopg.Connection[Any], batch: Batch) -> None:
+        for table, rows in batch.rows.items():
+            telemetry.copy_rows(conn, table, COLUMNS[table], rows)
+        if self._rollup_table:
+            telemetry.add_hourly(conn, batch.hourly)
+        telemetry.add_daily(conn, batch.lines)
+        telemetry.set_live_zones(conn, batch.live_zones)
+        telemetry.set_live_queues(conn, batch.live_queues)
+        telemetry.register_catalogue(conn, batch.catalogue, batch.cameras)
+        telemetry.publish_events(conn, batch.events)
+        self.stats.rows += batch.row_count
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        s = self.stats
+        s.batches += 1
+        for o in outcomes:
+            if o.status is Status.ACCEPTED:
+                s.accepted += 1
+            elif o.status is Status.DUPLICATE:
+                s.duplicate += 1
+            else:
+                s.rejected += 1
+                code = o.reason.partition(":")[0]
+                s.by_reason[code] = s.by_reason.get(code, 0) + 1
+        log.info(
+            "batch stored",
+            extra={"size": len(outcomes), "accepted": s.accepted, "rejected": s.rejected},
+        )
+
+
+def _ownership(
+    item: telemetry_pb2.Envelope | Rejection, known: dict[str, str]
+) -> telemetry_pb2.Envelope | Rejection:
+    """Reject envelopes of unknown devices and of devices publishing for another store."""
+    if isinstance(item, Rejection):
+        return item
+    store = known.get(item.device_id)
+    if store is None:
+        return Rejection(Reason.UNKNOWN_DEVICE, f"device {item.device_id!r} is not registered")
+    if store != item.store_id:
+        return Rejection(
+            Reason.STORE_MISMATCH,
+            f"device {item.device_id!r} belongs to store {store!r}, not {item.store_id!r}",
+        )
+    return item
+
+
+def _ledger_rows(verdicts: list[telemetry_pb2.Envelope | Rejection]) -> list[tuple[Any, ...]]:
+    rows: dict[tuple[str, int], tuple[Any, ...]] = {}
+    for env in verdicts:
+        if isinstance(env, Rejection):
+            continue
+        rows.setdefault(
+            (env.device_id, env.sequence),
+            (env.device_id, env.sequence, env.store_id, env.WhichOneof("payload"),
+             env.window_start.ToDatetime(tzinfo=UTC), env.window_end.ToDatetime(tzinfo=UTC)),
+        )  # fmt: skip
+    return list(rows.values())
+
+
+def _classify(
+    verdicts: list[telemetry_pb2.Envelope | Rejection], fresh: set[tuple[str, int]]
+) -> tuple[list[Outcome], Batch]:
+    outcomes: list[Outcome] = []
+    batch = Batch()
+    for env in verdicts:
+        if isinstance(env, Rejection):
+            outcomes.append(Outcome(Status.REJECTED, reason=f"{env.code.value}: {env.reason}"))
+            continue
+        key = (env.device_id, env.sequence)
+        if key in fresh:
+            fresh.discard(key)  # a second copy in the same batch is a duplicate
+            batch.add(env)
+            outcomes.append(Outcome(Status.ACCEPTED, env.device_id, env.sequence))
+        else:
+            outcomes.append(Outcome(Status.DUPLICATE, env.device_id, env.sequence))
+    return outcomes, batch
+
+
+def _dead_row(
+    item: Incoming, verdict: telemetry_pb2.Envelope | Rejection
+) -> tuple[Any, ...] | None:
+    if not isinstance(verdict, Rejection):
+        return None
+    env = telemetry_pb2.Envelope()
+    if verdict.code is not Reason.OVERSIZE:
+        try:
+            env.ParseFromString(item.payload)
+        except DecodeError:  # undecodable: keep only what the transport said
+            env = telemetry_pb2.Envelope()
+    sequence = env.sequence if 0 < env.sequence < 2**63 else None
+    return (
+        item.transport, item.topic, env.device_id or item.device_id, env.store_id or item.store_id,
+        sequence, verdict.code.value, verdict.reason, item.payload,
+    )  # fmt: skip

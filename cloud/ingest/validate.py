@@ -1,0 +1,207 @@
+"""Pure decoding and validation of incoming envelopes; every rejection carries a reason code."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from google.protobuf.message import DecodeError
+
+from protos.mallpulse.v1 import telemetry_pb2
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_COUNT = 100_000  # people per window per line/zone: far above any real store
+MAX_OCCUPANCY = 10_000
+MAX_SECONDS = 7 * 86400.0
+MAX_WINDOW_S = 86400
+
+
+class Reason(StrEnum):
+    """Why an envelope was dead-lettered."""
+
+    BAD_PROTOBUF = "bad_protobuf"
+    OVERSIZE = "oversize"
+    UNSUPPORTED_SCHEMA = "unsupported_schema"
+    UNKNOWN_DEVICE = "unknown_device"
+    STORE_MISMATCH = "store_mismatch"
+    DEVICE_MISMATCH = "device_mismatch"
+    BAD_PAYLOAD = "bad_payload"
+    OUT_OF_RANGE = "out_of_range"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One raw message and what its transport says about it (topic parts or the authenticated
+    device); `ref` is the transport's handle to acknowledge it (MQTT mid, gRPC index)."""
+
+    payload: bytes
+    transport: str
+    ref: object = None
+    topic: str | None = None
+    store_id: str | None = None
+    device_id: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A dead-letter verdict."""
+
+    code: Reason
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Acceptance limits taken from Settings."""
+
+    max_bytes: int = 65536
+    max_skew_s: float = 300.0
+    max_age_s: float = 30 * 86400.0
+
+
+class _InvalidError(Exception):
+    def __init__(self, code: Reason, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def decode(item: Incoming, limits: Limits, now: datetime) -> telemetry_pb2.Envelope | Rejection:
+    """Parse and check one message: the Envelope, or why it must be dead-lettered."""
+    if len(item.payload) > limits.max_bytes:
+        return Rejection(
+            Reason.OVERSIZE, f"{len(item.payload)} bytes exceeds the limit of {limits.max_bytes}"
+        )
+    env = telemetry_pb2.Envelope()
+    try:
+        env.ParseFromString(item.payload)
+    except DecodeError as exc:
+        return Rejection(Reason.BAD_PROTOBUF, f"not a mallpulse.v1.Envelope: {exc}")
+    try:
+        _check_envelope(env, item, limits, now)
+    except _InvalidError as exc:
+        return Rejection(exc.code, exc.reason)
+    return env
+
+
+def _check_envelope(
+    env: telemetry_pb2.Envelope, item: Incoming, limits: Limits, now: datetime
+) -> None:
+    if env.schema_version != telemetry_pb2.SCHEMA_VERSION_1:
+        raise _InvalidError(Reason.UNSUPPORTED_SCHEMA, f"schema_version {env.schema_version} != 1")
+    for name, value in (("device_id", env.device_id), ("store_id", env.store_id)):
+        if not _ID.match(value):
+            raise _InvalidError(Reason.BAD_PAYLOAD, f"{name} {value!r} is not a valid id")
+    if item.device_id is not None and env.device_id != item.device_id:
+        raise _InvalidError(
+            Reason.DEVICE_MISMATCH,
+            f"envelope device {env.device_id!r} sent as device {item.device_id!r}",
+        )
+    if item.store_id is not None and env.store_id != item.store_id:
+        raise _InvalidError(
+            Reason.STORE_MISMATCH, f"envelope store {env.store_id!r} sent under {item.store_id!r}"
+        )
+    payload = env.WhichOneof("payload")
+    if payload is None:
+        raise _InvalidError(Reason.BAD_PAYLOAD, "envelope carries neither window nor health")
+    if item.kind is not None and item.kind != payload:
+        raise _InvalidError(Reason.BAD_PAYLOAD, f"{payload} payload on a {item.kind!r} topic")
+    if payload == "window" and not _ID.match(env.camera_id):
+        raise _InvalidError(Reason.BAD_PAYLOAD, f"camera_id {env.camera_id!r} is not a valid id")
+    if env.sequence == 0 or env.sequence >= 2**63:
+        raise _InvalidError(Reason.OUT_OF_RANGE, f"sequence {env.sequence} outside 1..2^63-1")
+    _check_window(env, limits, now)
+    if payload == "window":
+        _check_report(env.window)
+    else:
+        _check_health(env.health)
+
+
+def _check_window(env: telemetry_pb2.Envelope, limits: Limits, now: datetime) -> None:
+    if not env.HasField("window_start") or not env.HasField("window_end"):
+        raise _InvalidError(Reason.BAD_PAYLOAD, "window_start and window_end are required")
+    start = env.window_start.ToDatetime(tzinfo=UTC)
+    end = env.window_end.ToDatetime(tzinfo=UTC)
+    length = (end - start).total_seconds()
+    if not 0 < length <= MAX_WINDOW_S:
+        raise _InvalidError(
+            Reason.OUT_OF_RANGE, f"window length {length}s outside (0, {MAX_WINDOW_S}]"
+        )
+    ahead = (end - now).total_seconds()
+    if ahead > limits.max_skew_s:
+        raise _InvalidError(Reason.OUT_OF_RANGE, f"window ends {ahead:.0f}s in the future")
+    age = (now - end).total_seconds()
+    if age > limits.max_age_s:
+        raise _InvalidError(Reason.OUT_OF_RANGE, f"window ended {age / 86400:.1f} days ago")
+
+
+def _count(name: str, value: int, top: int = MAX_COUNT) -> None:
+    if value > top:
+        raise _InvalidError(Reason.OUT_OF_RANGE, f"{name} = {value} exceeds {top}")
+
+
+def _real(name: str, value: float, top: float) -> None:
+    if not math.isfinite(value) or not 0.0 <= value <= top:
+        raise _InvalidError(Reason.OUT_OF_RANGE, f"{name} = {value} outside [0, {top}]")
+
+
+def _ident(name: str, value: str) -> None:
+    if not _ID.match(value):
+        raise _InvalidError(Reason.BAD_PAYLOAD, f"{name} {value!r} is not a valid id")
+
+
+def _histogram(name: str, hist: telemetry_pb2.DwellHistogram) -> None:
+    if hist.counts and len(hist.counts) != len(hist.upper_bounds_s) + 1:
+        raise _InvalidError(
+            Reason.BAD_PAYLOAD, f"{name}: len(counts) must be len(upper_bounds_s)+1"
+        )
+    _real(f"{name}.total_s", hist.total_s, MAX_SECONDS * MAX_COUNT)
+    for count in hist.counts:
+        _count(f"{name}.counts", count)
+
+
+def _check_report(report: telemetry_pb2.WindowReport) -> None:
+    for line in report.lines:
+        _ident("line_id", line.line_id)
+        _count(f"lines[{line.line_id}].in_count", line.in_count)
+        _count(f"lines[{line.line_id}].out_count", line.out_count)
+    for zone in report.zones:
+        _ident("zone_id", zone.zone_id)
+        _real(f"zones[{zone.zone_id}].avg_occupancy", zone.avg_occupancy, MAX_OCCUPANCY)
+        for field in ("max_occupancy", "occupancy_at_end"):
+            _count(f"zones[{zone.zone_id}].{field}", getattr(zone, field), MAX_OCCUPANCY)
+        _count(f"zones[{zone.zone_id}].entries", zone.entries)
+        _count(f"zones[{zone.zone_id}].exits", zone.exits)
+        _histogram(f"zones[{zone.zone_id}].dwell", zone.dwell)
+    for queue in report.queues:
+        _ident("queue zone_id", queue.zone_id)
+        _real(f"queues[{queue.zone_id}].avg_length", queue.avg_length, MAX_OCCUPANCY)
+        _count(f"queues[{queue.zone_id}].length_at_end", queue.length_at_end, MAX_OCCUPANCY)
+        _count(f"queues[{queue.zone_id}].max_length", queue.max_length, MAX_OCCUPANCY)
+        _count(f"queues[{queue.zone_id}].served", queue.served)
+        _real(f"queues[{queue.zone_id}].service_rate_per_min", queue.service_rate_per_min, 1e4)
+        _real(f"queues[{queue.zone_id}].estimated_wait_s", queue.estimated_wait_s, MAX_SECONDS)
+    for shelf in report.shelves:
+        _ident("shelf_id", shelf.shelf_id)
+        _count(f"shelves[{shelf.shelf_id}].interactions", shelf.interactions)
+        _real(f"shelves[{shelf.shelf_id}].total_dwell_s", shelf.total_dwell_s, MAX_SECONDS * 1e3)
+    for cell in report.demographics.counts:
+        _count("demographics.count", cell.count)
+        if cell.age_band not in telemetry_pb2.AgeBand.values():
+            raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown age band {cell.age_band}")
+        if cell.gender not in telemetry_pb2.Gender.values():
+            raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown gender {cell.gender}")
+
+
+def _check_health(health: telemetry_pb2.DeviceHealth) -> None:
+    _real("health.cpu_percent", health.cpu_percent, 100.0 * 1024)
+    _real("health.uptime_s", health.uptime_s, 10 * 365 * 86400.0)
+    _real("health.memory_used_mb", health.memory_used_mb, 1e7)
+    _real("health.memory_total_mb", health.memory_total_mb, 1e7)
+    _real("health.outbox_oldest_age_s", health.outbox_oldest_age_s, 10 * 365 * 86400.0)
+    if health.HasField("temperature_c") and not -60.0 <= health.temperature_c <= 150.0:
+        raise _InvalidError(Reason.OUT_OF_RANGE, f"health.temperature_c = {health.temperature_c}")

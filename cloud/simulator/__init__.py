@@ -1,0 +1,1 @@
+"""Fleet simulator: realistic footfall aggregates over MQTT or gRPC for demos and load tests."""
