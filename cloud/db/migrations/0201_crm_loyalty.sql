@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS loyalty_entries (
     account_id      bigint NOT NULL REFERENCES loyalty_accounts (id),
     kind            text NOT NULL CHECK (kind IN ('earn', 'burn', 'expire', 'transfer_in',
                         'transfer_out', 'reversal', 'refund')),
-    points          bigint NOT NULL CHECK (points <> 0),
+    points          bigint NOT NULL CHECK (points <> 0 OR kind = 'reversal'),
     qualifying      bigint NOT NULL DEFAULT 0,
     transaction_id  bigint REFERENCES crm_transactions (id),
     reference       text,

@@ -1,0 +1,1 @@
+"""The CRM core: profiles and identity, touchpoints, lifecycle, consent and loyalty."""

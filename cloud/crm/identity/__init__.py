@@ -1,0 +1,1 @@
+"""Identity: identifier normalisation, merge rules, the union-find resolver and its service."""

@@ -1,0 +1,240 @@
+"""Identity service: store a source record, re-resolve its neighbourhood, merge and unmerge."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from cloud.crm.errors import CrmConflictError, CrmInvalidInputError, CrmNotFoundError
+from cloud.crm.identity.normalize import normalize_identifier
+from cloud.crm.identity.reconcile import GroupPlan, plan_profiles
+from cloud.crm.identity.resolver import resolve
+from cloud.crm.identity.rules import IdentityRules
+from cloud.crm.identity.survivorship import golden_attributes, validate_attributes
+from cloud.db.repositories import crm_identity as repo
+
+log = logging.getLogger(__name__)
+Conn = psycopg.Connection[Any]
+Key = tuple[str, str]
+IdentifierInput = Mapping[str, str] | Iterable[tuple[str, str]]
+_NEW = -1  # the pseudo id of a record that is not stored yet
+
+
+@dataclass(frozen=True)
+class ResolvedRecord:
+    """Where a stored record landed."""
+
+    record_id: int
+    profile_id: int
+    created_profile: bool
+    merged_profiles: list[int] = field(default_factory=list)
+
+
+def normalize_identifiers(
+    identifiers: IdentifierInput, rules: IdentityRules
+) -> list[tuple[str, str, str]]:
+    """(kind, normalised value, raw value) triples; CrmInvalidInputError lists every bad one."""
+    pairs = list(identifiers.items()) if isinstance(identifiers, Mapping) else list(identifiers)
+    out: list[tuple[str, str, str]] = []
+    errors: list[dict[str, Any]] = []
+    for kind, raw in pairs:
+        try:
+            value = normalize_identifier(kind, raw, default_region=rules.default_phone_region)
+        except CrmInvalidInputError as exc:
+            errors.append({"field": f"identifiers.{kind}", "message": exc.detail})
+            continue
+        if (kind, value) not in {(k, v) for k, v, _ in out}:
+            out.append((kind, value, raw))
+    if errors:
+        raise CrmInvalidInputError("; ".join(e["message"] for e in errors), errors=errors)
+    if not out:
+        raise CrmInvalidInputError("at least one identifier is required")
+    return out
+
+
+def ingest_record(
+    conn: Conn,
+    *,
+    source: str,
+    identifiers: IdentifierInput,
+    attributes: Mapping[str, Any] | None = None,
+    source_key: str | None = None,
+    observed_at: datetime | None = None,
+    rules: IdentityRules | None = None,
+) -> ResolvedRecord:
+    """Store (or update, by source_key) a source record and resolve it into a profile."""
+    rules = rules or IdentityRules()
+    idents = normalize_identifiers(identifiers, rules)
+    attrs = validate_attributes(attributes)
+    when = observed_at or datetime.now(UTC)
+    repo.lock_identity(conn)
+    existing = repo.find_record(conn, source, source_key) if source_key else None
+    if existing:
+        repo.update_record(conn, existing[0], attrs, when)
+        repo.add_identifiers(conn, existing[0], idents)
+        profile_id, merged = resolve_region(conn, [(k, v) for k, v, _ in idents], rules=rules)
+        return ResolvedRecord(existing[0], profile_id[existing[0]], False, merged)
+    pending = _Pending(source, source_key, rules.trust(source), attrs, when, idents)
+    profile_of, merged = resolve_region(
+        conn, [(k, v) for k, v, _ in idents], rules=rules, pending=pending
+    )
+    assert pending.record_id is not None
+    return ResolvedRecord(
+        pending.record_id, profile_of[pending.record_id], pending.created_profile, merged
+    )
+
+
+@dataclass
+class _Pending:
+    """A record resolved before it is stored (so it never needs a throw-away profile)."""
+
+    source: str
+    source_key: str | None
+    trust: int
+    attributes: dict[str, str]
+    observed_at: datetime
+    identifiers: list[tuple[str, str, str]]
+    record_id: int | None = None
+    created_profile: bool = False
+
+    def store(self, conn: Conn, profile_id: int) -> int:
+        """Insert the record and its identifiers into `profile_id`."""
+        self.record_id = repo.insert_record(
+            conn,
+            profile_id=profile_id,
+            source=self.source,
+            source_key=self.source_key,
+            trust=self.trust,
+            attributes=self.attributes,
+            observed_at=self.observed_at,
+        )
+        repo.add_identifiers(conn, self.record_id, self.identifiers)
+        return self.record_id
+
+
+def resolve_region(
+    conn: Conn,
+    keys: Sequence[Key],
+    *,
+    rules: IdentityRules,
+    pending: _Pending | None = None,
+) -> tuple[dict[int, int], list[int]]:
+    """Re-resolve every record reachable from `keys` (plus a pending record) and apply merges
+    and splits. Returns (record id -> profile id, absorbed profile ids). Lock held by caller."""
+    region = _expand(conn, keys, rules.max_region_records)
+    idents = repo.identifiers_of_records(conn, list(region))
+    current: dict[int, int | None] = dict(region)
+    if pending is not None:
+        idents[_NEW] = [(k, v) for k, v, _ in pending.identifiers]
+        current[_NEW] = None
+    all_keys = {k for ks in idents.values() for k in ks}
+    groups = resolve(list(idents.items()), rules, repo.blocked_identifiers(conn, all_keys))
+    profile_of: dict[int, int] = {}
+    merged: list[int] = []
+    for plan in plan_profiles(groups, current):
+        pid = plan.profile_id if plan.profile_id is not None else repo.create_profile(conn)
+        if pending is not None and _NEW in plan.record_ids:
+            pending.created_profile = plan.profile_id is None
+            plan.record_ids = [
+                pending.store(conn, pid) if r == _NEW else r for r in plan.record_ids
+            ]
+        merged += _apply_plan(conn, plan, pid, reason=_reason(pending))
+        profile_of.update(dict.fromkeys(plan.record_ids, pid))
+    for pid in set(profile_of.values()):
+        refresh_profile(conn, pid, rules)
+    return profile_of, merged
+
+
+def _reason(pending: _Pending | None) -> str:
+    if pending is None:
+        return "re-resolution"
+    return f"{pending.source} record {pending.source_key or ''}".strip()
+
+
+def _apply_plan(conn: Conn, plan: GroupPlan, pid: int, *, reason: str) -> list[int]:
+    """Move records into `pid`, absorb emptied profiles; returns the absorbed ids."""
+    if plan.profile_id is not None:
+        repo.revive_profile(conn, pid)
+    for old, moved in plan.moved_from.items():
+        repo.move_records(conn, moved, pid)
+        why = reason if old in plan.absorbed else f"split from profile {old}: {reason}"
+        repo.log_merge(conn, survivor_id=pid, absorbed_id=old, record_ids=moved, reason=why)
+        if old in plan.absorbed:
+            repo.mark_merged(conn, old, pid)
+            log.info("profiles merged", extra={"survivor": pid, "absorbed": old})
+    return list(plan.absorbed)
+
+
+def _expand(conn: Conn, keys: Sequence[Key], cap: int) -> dict[int, int]:
+    """Every stored record reachable from `keys` through shared identifiers."""
+    found: dict[int, int] = {}
+    frontier: set[Key] = set(keys)
+    seen_keys: set[Key] = set(keys)
+    while frontier:
+        new = {r: p for r, p in repo.records_with_identifiers(conn, frontier).items()}
+        new = {r: p for r, p in new.items() if r not in found}
+        if not new:
+            break
+        found.update(new)
+        if len(found) > cap:
+            raise CrmConflictError(
+                f"identity neighbourhood exceeds {cap} records; an identifier is shared too "
+                "widely (block it or mark its kind weak)"
+            )
+        more = {k for ks in repo.identifiers_of_records(conn, list(new)).values() for k in ks}
+        frontier = more - seen_keys
+        seen_keys |= more
+    return found
+
+
+def refresh_profile(conn: Conn, profile_id: int, rules: IdentityRules) -> None:
+    """Recompute a profile's golden attributes and identified flag from its records."""
+    records = repo.records_for_golden(conn, profile_id)
+    strong = {k.value for k in rules.strong_kinds}
+    idents = repo.identifiers_of_records(conn, [r["id"] for r in records])
+    identified = any(k in strong for ks in idents.values() for k, _ in ks)
+    repo.set_profile_state(
+        conn,
+        profile_id,
+        attributes=golden_attributes(records, rules),
+        identified=identified,
+    )
+
+
+def unmerge(
+    conn: Conn, *, merge_id: int, actor: str, rules: IdentityRules | None = None
+) -> tuple[int, int]:
+    """Undo a merge: the absorbed profile comes back with its records; the identifiers that
+    linked the two sides are blocked so that resolution does not merge them again.
+    Returns (survivor id, restored id)."""
+    rules = rules or IdentityRules()
+    repo.lock_identity(conn)
+    merge = repo.get_merge(conn, merge_id)
+    if merge is None:
+        raise CrmNotFoundError(f"merge {merge_id} does not exist")
+    if merge["undone_at"] is not None:
+        raise CrmConflictError(f"merge {merge_id} was already undone at {merge['undone_at']}")
+    survivor, absorbed = int(merge["survivor_id"]), int(merge["absorbed_id"])
+    moved = [int(r) for r in merge["record_ids"]]
+    held = repo.record_ids_of_profile(conn, survivor)
+    stay = [r for r in held if r not in set(moved)]
+    if not stay or not set(moved) <= set(held):
+        raise CrmConflictError(f"merge {merge_id} cannot be undone: its records have moved since")
+    sides = repo.identifiers_of_records(conn, moved + stay)
+    left = {k for r in moved for k in sides[r]}
+    right = {k for r in stay for k in sides[r]}
+    shared = left & right
+    if shared:
+        repo.block_identifiers(conn, shared, reason=f"unmerge of merge {merge_id} by {actor}")
+    repo.revive_profile(conn, absorbed)
+    repo.restore_redirects(conn, absorbed, survivor)
+    repo.move_records(conn, moved, absorbed)
+    repo.mark_merge_undone(conn, merge_id, actor)
+    resolve_region(conn, sorted(left | right), rules=rules)
+    log.info("merge undone", extra={"merge_id": merge_id, "blocked": len(shared)})
+    return survivor, absorbed
