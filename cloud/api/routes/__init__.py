@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloud.api.routes import system
+from cloud.api.routes import chain, footfall, footfall_dashboard, stores, system
 
 ROUTERS: list[APIRouter] = [system.router]
+ROUTERS += [stores.router, footfall.router, chain.router, footfall_dashboard.router]

@@ -1,0 +1,66 @@
+"""Schemas of stores and devices (the fleet behind the footfall API)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class StoreCreate(BaseModel):
+    """A store to register."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=_ID, description="Store id (letters, digits, _ . -).")
+    name: str = Field(min_length=1, max_length=200, description="Display name.")
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class StorePublic(BaseModel):
+    """A store."""
+
+    id: str = Field(description="Store id.")
+    name: str = Field(description="Display name.")
+    timezone: str = Field(description="IANA time zone of the store's calendar.")
+
+
+class DeviceCreate(BaseModel):
+    """A device (store gateway) to register."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=_ID, description="Device id, as in the device's config.")
+    name: str = Field(default="", max_length=200, description="A label.")
+
+
+class DevicePublic(BaseModel):
+    """A registered device and its presence."""
+
+    id: str = Field(description="Device id.")
+    store_id: str = Field(description="Store the device belongs to.")
+    name: str = Field(description="A label.")
+    online: bool = Field(description="Online by its last presence message or gRPC stream.")
+    last_seen_at: datetime | None = Field(description="When it last sent an envelope.")
+    software_version: str | None = Field(description="Reported software version.")
+
+
+class DeviceCredential(BaseModel):
+    """The device's secret, returned once at registration."""
+
+    device: DevicePublic = Field(description="The new device.")
+    credential: str = Field(description="gRPC bearer credential `mpd_<device>.<secret>`.")
+    mqtt_username: str = Field(description="MQTT user name (the device id).")
+    mqtt_password: str = Field(description="MQTT password (the secret).")

@@ -1,0 +1,1 @@
+"""Footfall services: live state, history in the store's calendar, engagement, chain views."""

@@ -1,0 +1,1 @@
+"""Static files of the live dashboard page (served by the API at /dashboard)."""
