@@ -1,0 +1,234 @@
+"""deploy/compose: the compose file is valid against the compose-spec schema and wires the stack."""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from cloud.core.settings import Settings
+
+REPO = Path(__file__).resolve().parents[3]
+COMPOSE_DIR = REPO / "deploy" / "compose"
+COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
+ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
+CLOUD_DOCKERFILE = REPO / "deploy" / "docker" / "cloud.Dockerfile"
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|AUTH")
+INTERPOLATION = re.compile(r"^\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}$")
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?([-?])[^}]*)?\}")
+URL_PASSWORD = re.compile(r"://[^:/@]*:([^@]*)@")
+
+
+def compose_schema() -> dict[str, Any]:
+    """The official compose-spec JSON schema vendored by check-jsonschema."""
+    vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema: dict[str, Any] = json.loads(vendor.joinpath("compose-spec.json").read_text())
+    return schema
+
+
+def compose_errors(document: dict[str, Any]) -> list[str]:
+    """Every schema violation of a compose document, as 'path: message'."""
+    schema = compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(document)]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """The compose file as loaded by a YAML parser (anchors and merge keys resolved)."""
+    data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services of the compose file by name."""
+    result: dict[str, dict[str, Any]] = compose["services"]
+    return result
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    """A service's command as a list."""
+    command = service.get("command", [])
+    return command.split() if isinstance(command, str) else list(command)
+
+
+def services_running(services: dict[str, dict[str, Any]], *words: str) -> list[str]:
+    """Names of the services whose command contains these words in order."""
+    n = len(words)
+    return [
+        name
+        for name, svc in services.items()
+        if any(tuple(command_of(svc)[i : i + n]) == words for i in range(len(command_of(svc))))
+    ]
+
+
+def env_example() -> dict[str, str]:
+    """The variables of .env.example and their example values."""
+    pairs = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def test_compose_file_is_valid_against_the_compose_spec(compose: dict[str, Any]) -> None:
+    assert compose_errors(compose) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["services"]["api"]["healthcheck"].update(intervall="5s"), "intervall"),
+        (lambda d: d["services"]["ingest"]["deploy"].update(replicas=[2]), "replicas"),
+        (lambda d: d["services"]["beat"].update(restart=False), "restart"),
+    ],
+)
+def test_the_schema_rejects_broken_files(
+    compose: dict[str, Any], mutate: Any, expected: str
+) -> None:
+    broken = copy.deepcopy(compose)
+    mutate(broken)
+    errors = compose_errors(broken)
+    assert errors, "the schema accepted a broken compose file"
+    assert any(expected in error for error in errors), errors
+
+
+def test_the_stack_has_every_component(services: dict[str, dict[str, Any]]) -> None:
+    assert {"timescaledb", "redis", "mosquitto"} <= set(services)
+    assert "timescaledb" in services["timescaledb"]["image"]
+    assert services_running(services, "mallpulse", "cloud", "migrate") == ["migrate"]
+    assert services_running(services, "mallpulse", "cloud", "api") == ["api"]
+    assert services_running(services, "mallpulse", "cloud", "ingest") == ["ingest"]
+    assert services_running(services, "celery", "-A", "cloud.workers.app", "worker") == ["worker"]
+    assert services_running(services, "celery", "-A", "cloud.workers.app", "beat") == ["beat"]
+
+
+def test_two_ingest_processes_share_one_subscription_group(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    ingest = services_running(services, "mallpulse", "cloud", "ingest")
+    replicas = sum(services[name].get("deploy", {}).get("replicas", 1) for name in ingest)
+    assert replicas >= 2
+    groups = {services[name]["environment"]["MALLPULSE_MQTT_SHARE_GROUP"] for name in ingest}
+    assert len(groups) == 1 and "" not in groups
+
+
+def test_beat_is_a_single_instance(services: dict[str, dict[str, Any]]) -> None:
+    beats = services_running(services, "celery", "-A", "cloud.workers.app", "beat")
+    assert len(beats) == 1
+    assert services[beats[0]].get("deploy", {}).get("replicas", 1) == 1
+    workers = services_running(services, "celery", "-A", "cloud.workers.app", "worker")
+    assert all("-B" not in command_of(services[name]) for name in workers), "beat inside a worker"
+
+
+def test_every_service_is_health_checked_or_waits_on_a_condition(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, svc in services.items():
+        depends = svc.get("depends_on", {})
+        assert "healthcheck" in svc or depends, f"{name}: neither healthcheck nor depends_on"
+        assert isinstance(depends, dict), f"{name}: depends_on needs the long form with conditions"
+        for target, spec in depends.items():
+            condition = spec.get("condition")
+            assert condition in {"service_healthy", "service_completed_successfully"}, name
+            if condition == "service_healthy":
+                assert "healthcheck" in services[target], f"{name} waits on {target}'s health"
+            else:
+                assert services[target].get("restart") == "no", f"{target} must be one-shot"
+
+
+def test_the_api_and_ingest_wait_for_migrations(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("api", "ingest", "worker", "beat"):
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
+def environment_values(services: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(service, variable, value) for every environment entry."""
+    rows = []
+    for name, svc in services.items():
+        env = svc.get("environment", {})
+        assert isinstance(env, dict), f"{name}: use the mapping form of environment"
+        rows += [(name, key, str(value)) for key, value in env.items()]
+    return rows
+
+
+def test_no_secret_is_written_in_plain_text(services: dict[str, dict[str, Any]]) -> None:
+    for service, key, value in environment_values(services):
+        if SECRET_NAME.search(key):
+            assert INTERPOLATION.match(value), f"{service}.{key} must come from .env"
+        for password in URL_PASSWORD.findall(value):
+            assert INTERPOLATION.match(password), f"{service}.{key}: password in URL"
+    for name, svc in services.items():
+        command = command_of(svc)
+        for flag, value in itertools.pairwise(command):
+            if flag in {"--requirepass", "--password", "-P"}:
+                assert INTERPOLATION.match(value), f"{name}: {flag} must come from .env"
+
+
+def test_required_secrets_have_no_default_and_are_listed_in_env_example() -> None:
+    text = COMPOSE_FILE.read_text()
+    documented = env_example()
+    used = {name: kind for name, kind in VARIABLE.findall(text)}
+    assert set(used) <= set(documented), set(used) - set(documented)
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "MQTT_INGEST_PASSWORD", "JWT_SECRET"):
+        assert used[name] == "?", f"{name} must be required (${{{name}:?...}})"
+        assert documented[name] == "", f".env.example must not ship a value for {name}"
+
+
+def test_cloud_variables_are_real_settings(services: dict[str, dict[str, Any]]) -> None:
+    fields = set(Settings.model_fields)
+    for service, key, _ in environment_values(services):
+        if key.startswith("MALLPULSE_"):
+            assert key.removeprefix("MALLPULSE_").lower() in fields, f"{service}: unknown {key}"
+
+
+def test_cloud_processes_run_unprivileged_and_read_only(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("migrate", "api", "ingest", "worker", "beat"):
+        svc = services[name]
+        assert svc["read_only"] is True, name
+        assert not svc["user"].startswith("0"), name
+        assert svc["cap_drop"] == ["ALL"], name
+        assert any(t.startswith("/tmp") for t in svc["tmpfs"]), name
+
+
+def test_mosquitto_uses_the_generated_config_and_tls_certificates(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    mosquitto = services["mosquitto"]
+    assert command_of(mosquitto)[-1] == "/mosquitto/config/mosquitto.conf"
+    mounts = {m["target"]: m for m in mosquitto["volumes"] if isinstance(m, dict)}
+    config = mounts["/mosquitto/config"]
+    assert (COMPOSE_DIR / config["source"]).resolve() == REPO / "deploy" / "mosquitto"
+    assert config["read_only"] is True
+    certs = mounts["/mosquitto/certs"]
+    assert certs["source"].startswith("${MQTT_CERTS_DIR") and certs["read_only"] is True
+    assert any(str(p).endswith(":8883") for p in mosquitto["ports"])
+    cloud_env = services["ingest"]["environment"]
+    assert cloud_env["MALLPULSE_MQTT_PORT"] == "8883" and cloud_env["MALLPULSE_MQTT_CA_FILE"]
+
+
+def test_the_cloud_image_builds_from_files_that_exist(services: dict[str, dict[str, Any]]) -> None:
+    build = services["api"]["build"]
+    context = (COMPOSE_DIR / build["context"]).resolve()
+    assert context == REPO
+    assert (context / build["dockerfile"]).resolve() == CLOUD_DOCKERFILE
+    sources = re.findall(r"^COPY (?!--from)(.+) \S+$", CLOUD_DOCKERFILE.read_text(), re.M)
+    assert sources, "no COPY lines found"
+    for line in sources:
+        for source in line.split():
+            assert (REPO / source).exists(), f"cloud.Dockerfile copies missing {source}"
+    assert re.search(r"^USER 10001", CLOUD_DOCKERFILE.read_text(), re.M)

@@ -1,0 +1,265 @@
+"""deploy/k8s: every manifest validates against the Kubernetes schemas and the stack is wired."""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from cloud.core.settings import Settings
+
+REPO = Path(__file__).resolve().parents[3]
+K8S = REPO / "deploy" / "k8s"
+BASE = K8S / "base"
+KUBERNETES_VERSION = "1.30"
+MANIFESTS = sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+KUSTOMIZATIONS = sorted(K8S.rglob("kustomization.yaml"))
+OVERLAYS = sorted(p.parent for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+SCALED = {"mallpulse-api", "mallpulse-ingest", "mallpulse-worker"}
+
+Doc = dict[str, Any]
+
+
+def documents(path: Path) -> list[Doc]:
+    """The non-empty YAML documents of a file."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def resources(folder: Path) -> list[Doc]:
+    """Every resource of the manifests under a folder."""
+    return [d for p in MANIFESTS if p.is_relative_to(folder) for d in documents(p)]
+
+
+def of_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
+    """Resources of one kind by name."""
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def containers(workload: Doc) -> list[Doc]:
+    """The containers of a Deployment, StatefulSet or Job."""
+    result: list[Doc] = workload["spec"]["template"]["spec"]["containers"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def base() -> list[Doc]:
+    """The resources of the base."""
+    return resources(BASE)
+
+
+@pytest.fixture(scope="module")
+def deployments(base: list[Doc]) -> dict[str, Doc]:
+    """The base's Deployments by name."""
+    return of_kind(base, "Deployment")
+
+
+def test_there_are_manifests_to_check() -> None:
+    assert len(MANIFESTS) >= 8 and len(OVERLAYS) >= 1
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: str(p.relative_to(K8S)))
+def test_manifest_is_valid_against_the_kubernetes_schema(path: Path) -> None:
+    docs = documents(path)
+    assert docs, f"{path} holds no resource"
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path)
+            pytest.fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {where}: {exc}")
+
+
+def test_the_validator_rejects_broken_manifests(deployments: dict[str, Doc]) -> None:
+    broken = copy.deepcopy(deployments["mallpulse-api"])
+    containers(broken)[0]["livenessProbe"]["httpGett"] = {"path": "/healthz", "port": 8000}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+    broken = copy.deepcopy(deployments["mallpulse-api"])
+    broken["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=lambda p: str(p.relative_to(K8S)))
+def test_kustomizations_list_every_manifest_of_their_folder(path: Path) -> None:
+    kustomization = yaml.safe_load(path.read_text())
+    listed = kustomization.get("resources", []) + kustomization.get("components", [])
+    for entry in listed:
+        assert (path.parent / entry).exists(), f"{path}: {entry} does not exist"
+    local = {p.name for p in path.parent.glob("*.yaml") if p.name != "kustomization.yaml"}
+    assert local <= set(listed), f"{path}: not listed: {local - set(listed)}"
+
+
+def test_autoscalers_target_api_ingest_and_workers(
+    base: list[Doc], deployments: dict[str, Doc]
+) -> None:
+    hpas = of_kind(base, "HorizontalPodAutoscaler").values()
+    targets = {h["spec"]["scaleTargetRef"]["name"] for h in hpas}
+    assert targets == SCALED
+    for hpa in hpas:
+        ref = hpa["spec"]["scaleTargetRef"]
+        assert ref["kind"] == "Deployment" and ref["name"] in deployments
+        assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        assert hpa["spec"]["metrics"], f"{ref['name']}: autoscaler without a metric"
+
+
+def test_beat_is_one_replica_replaced_not_rolled(deployments: dict[str, Doc]) -> None:
+    beat = deployments["mallpulse-beat"]
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"]["type"] == "Recreate"
+    assert containers(beat)[0]["command"][:4] == ["celery", "-A", "cloud.workers.app", "beat"]
+
+
+def test_each_deployment_runs_its_command(deployments: dict[str, Doc]) -> None:
+    commands = {name: containers(d)[0]["command"] for name, d in deployments.items()}
+    assert commands["mallpulse-api"] == ["mallpulse", "cloud", "api"]
+    assert commands["mallpulse-ingest"] == ["mallpulse", "cloud", "ingest"]
+    assert commands["mallpulse-worker"][:4] == ["celery", "-A", "cloud.workers.app", "worker"]
+
+
+def test_the_migration_job_runs_migrate(base: list[Doc]) -> None:
+    (job,) = of_kind(base, "Job").values()
+    assert containers(job)[0]["command"] == ["mallpulse", "cloud", "migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in {"OnFailure", "Never"}
+    assert job["spec"]["backoffLimit"] >= 1
+
+
+def test_api_probes_use_healthz_and_readyz(deployments: dict[str, Doc]) -> None:
+    api = containers(deployments["mallpulse-api"])[0]
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    ports = {p["name"]: p["containerPort"] for p in api["ports"]}
+    assert ports[api["readinessProbe"]["httpGet"]["port"]] == 8000
+
+
+def test_every_long_running_container_has_probes(base: list[Doc]) -> None:
+    for name, workload in {**of_kind(base, "Deployment"), **of_kind(base, "StatefulSet")}.items():
+        for container in containers(workload):
+            assert "livenessProbe" in container, f"{name}/{container['name']}: no liveness"
+            if name in {"mallpulse-api", "mallpulse-ingest"}:
+                assert "readinessProbe" in container, f"{name}: serves traffic, needs readiness"
+
+
+def all_workloads() -> list[Doc]:
+    """Deployments, StatefulSets and Jobs of every manifest."""
+    kinds = {"Deployment", "StatefulSet", "Job"}
+    return [d for p in MANIFESTS for d in documents(p) if d["kind"] in kinds]
+
+
+@pytest.mark.parametrize("workload", all_workloads(), ids=lambda d: d["metadata"]["name"])
+def test_workloads_are_bounded_non_root_and_read_only(workload: Doc) -> None:
+    pod = workload["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod.get("automountServiceAccountToken") is False or pod["serviceAccountName"]
+    for container in pod["containers"]:
+        resources_ = container["resources"]
+        for bound in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources_[bound]), f"{container['name']}: {bound}"
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+
+
+def test_the_service_account_mounts_no_token(base: list[Doc]) -> None:
+    (account,) = of_kind(base, "ServiceAccount").values()
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_disruption_budgets_and_services_select_real_pods() -> None:
+    docs = resources(K8S)
+    pod_labels = [
+        w["spec"]["template"]["metadata"]["labels"]
+        for w in docs
+        if w["kind"] in {"Deployment", "StatefulSet"}
+    ]
+    for doc in docs:
+        if doc["kind"] == "PodDisruptionBudget":
+            selector = doc["spec"]["selector"]["matchLabels"]
+        elif doc["kind"] == "Service":
+            selector = doc["spec"]["selector"]
+        else:
+            continue
+        matches = [labels for labels in pod_labels if selector.items() <= labels.items()]
+        assert matches, f"{doc['kind']}/{doc['metadata']['name']} selects no pod"
+    assert set(of_kind(docs, "PodDisruptionBudget")) >= SCALED
+
+
+def test_config_map_holds_real_settings_and_no_secrets(base: list[Doc]) -> None:
+    config = of_kind(base, "ConfigMap")["mallpulse-config"]["data"]
+    fields = set(Settings.model_fields)
+    for key in config:
+        assert key.startswith("MALLPULSE_") and key[10:].lower() in fields, key
+        assert not re.search(r"PASSWORD|SECRET|DATABASE_URL|REDIS_URL", key), f"{key} is secret"
+    assert config["MALLPULSE_MQTT_SHARE_GROUP"]
+
+
+def test_cloud_pods_read_the_config_map_and_the_secret(base: list[Doc]) -> None:
+    for workload in (*of_kind(base, "Deployment").values(), *of_kind(base, "Job").values()):
+        env_from = containers(workload)[0]["envFrom"]
+        refs = {(k, v["name"]) for item in env_from for k, v in item.items()}
+        assert refs == {
+            ("configMapRef", "mallpulse-config"),
+            ("secretRef", "mallpulse-secrets"),
+        }, workload["metadata"]["name"]
+
+
+def pointer_exists(doc: Any, pointer: str) -> bool:
+    """Whether a JSON pointer (RFC 6901) resolves inside a document."""
+    for raw in pointer.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        elif isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        else:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_overlay_patches_hit_existing_resources_and_fields(overlay: Path) -> None:
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    available = resources(K8S / "base") + resources(K8S / "components")
+    for patch in kustomization.get("patches", []):
+        target = patch["target"]
+        hits = [
+            d
+            for d in available
+            if d["kind"] == target["kind"] and re.fullmatch(target["name"], d["metadata"]["name"])
+        ]
+        assert hits, f"{overlay.name}: patch target {target} matches nothing"
+        for operation in yaml.safe_load(patch["patch"]):
+            if operation["op"] in {"replace", "remove", "test"}:
+                for doc in hits:
+                    assert pointer_exists(doc, operation["path"]), (target, operation["path"])
+    for image in kustomization.get("images", []):
+        used = {c["image"].rsplit(":", 1)[0] for w in all_workloads() for c in containers(w)}
+        assert image["name"] in used, f"{overlay.name}: image {image['name']} is not used"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_rendered_overlay_is_valid(overlay: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed: rendering overlays needs its built-in kustomize")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    assert {"Namespace", "Deployment", "Job", "HorizontalPodAutoscaler"} <= {
+        d["kind"] for d in docs
+    }
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == "mallpulse", doc["metadata"]["name"]
