@@ -1,0 +1,141 @@
+"""Unit tests of the agent composition root with a fake camera side and no uplink."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.agent import Agent, AgentError, load_factory
+from edge.config import CameraConfig, EdgeConfig
+from edge.outbox import SqliteOutbox
+from protos.mallpulse.v1 import telemetry_pb2
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def __iter__(self) -> Iterator[tuple[Any, float]]:
+        while not self._stop.is_set():
+            yield object(), time.time()
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Broken:
+    """A camera that cannot be opened."""
+
+    def __iter__(self) -> Iterator[tuple[Any, float]]:
+        raise ConnectionError("rtsp: 404")
+
+    def stop(self) -> None:
+        pass
+
+
+class Pipeline:
+    def __init__(self, camera: CameraConfig) -> None:
+        self.camera = camera
+        self.frames = 0
+        self.updates: list[CameraConfig] = []
+        self.stats = {"frames_skipped": 2, "detector_latency_ms": 4.5}
+
+    def _env(self, tag: str) -> telemetry_pb2.Envelope:
+        env = telemetry_pb2.Envelope(camera_id=self.camera.id)
+        env.window.lines.add(line_id=tag)
+        return env
+
+    def process(self, frame: Any, t: float) -> list[telemetry_pb2.Envelope]:
+        self.frames += 1
+        return [self._env("w")] if self.frames % 10 == 0 else []
+
+    def flush(self, t: float) -> list[telemetry_pb2.Envelope]:
+        return [self._env("flush")]
+
+    def update_camera(self, camera: CameraConfig) -> None:
+        self.updates.append(camera)
+        self.camera = camera
+
+
+def config(tmp_path: Path, version: int = 1) -> EdgeConfig:
+    return EdgeConfig.model_validate(
+        {
+            "version": version,
+            "device": {"device_id": "gw", "store_id": "st"},
+            "cameras": [{"id": "good", "source": "a"}, {"id": "bad", "source": "b"}],
+            "uplink": {"transport": "none", "backoff_initial_s": 0.01, "backoff_max_s": 0.05},
+            "outbox": {"path": str(tmp_path / "state" / "outbox.db")},
+        }
+    )
+
+
+def make_agent(tmp_path: Path, version: int = 1) -> Agent:
+    return Agent(
+        config(tmp_path, version),
+        pipeline_factory=lambda cfg, cam: Pipeline(cam),
+        source_factory=lambda cam: Broken() if cam.id == "bad" else Ticker(),
+        drain_timeout_s=0.0,
+    )
+
+
+def test_cameras_run_independently_and_shutdown_flushes(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    wait_until(lambda: agent.workers[0].frames >= 30 and agent.workers[1].reconnects >= 2)
+    good, bad = (w.health() for w in agent.workers)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert good.connected and good.fps > 0 and good.frames_dropped == 2
+    assert good.detector_latency_ms == 4.5
+    assert not bad.connected and bad.reconnects >= 2
+    outbox = SqliteOutbox(tmp_path / "state" / "outbox.db")
+    envs = [telemetry_pb2.Envelope.FromString(e.payload) for e in outbox.peek(limit=1000)]
+    outbox.close()
+    assert all((e.device_id, e.store_id) == ("gw", "st") for e in envs)
+    assert [e.sequence for e in envs] == list(range(1, len(envs) + 1))
+    flushed = sorted(e.camera_id for e in envs if e.window.lines[0].line_id == "flush")
+    assert flushed == ["bad", "good"]  # every camera closes its open window
+
+
+def test_remote_geometry_reaches_the_camera_thread(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    new = config(tmp_path, version=2).model_dump(mode="json")
+    new["cameras"][0]["lines"] = [{"id": "door", "points": [[0, 0.5], [1, 0.5]]}]
+    reply = agent.handle_config(json.dumps(new).encode())
+    pipeline = agent.workers[0].pipeline
+    assert isinstance(pipeline, Pipeline)
+    wait_until(lambda: bool(pipeline.updates))
+    stop.set()
+    thread.join(10)
+    assert reply is not None and json.loads(reply)["accepted"] is True
+    assert [line.id for line in pipeline.camera.lines] == ["door"]
+    # After a restart the saved remote config (version 2) wins over the local file.
+    assert make_agent(tmp_path).config.version == 2
+
+
+def test_load_factory_errors_are_clear() -> None:
+    with pytest.raises(AgentError, match="MODULE:CALLABLE"):
+        load_factory("nocolon")
+    with pytest.raises(AgentError, match="cannot load"):
+        load_factory("edge.no_such_module:make")
+    assert load_factory("builtins:list") == []  # the callable is called, its result returned
