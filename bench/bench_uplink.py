@@ -1,0 +1,229 @@
+"""Benchmark: outbox -> MQTT broker with acknowledgement, against a bare paho QoS 1 publisher.
+
+Measures, on the same broker in the same run:
+  1. baseline: a bare paho client publishing N envelopes at QoS 1 (same in-flight window),
+     timed until the last PUBACK;
+  2. uplink: the same N envelopes stored in the SQLite outbox, drained by MqttUplink, timed
+     until the outbox is empty (every PUBACK turned into a delete);
+  3. backlog: one hour of a 4-camera gateway (4 x 60 windows + 120 health envelopes) waiting
+     in the outbox, timed from uplink start (connect included) to empty;
+  4. the same drain over gRPC to a loopback grpcio server (per-envelope acks).
+Prints each figure and the ratio uplink/baseline (the aim is >= 0.7).
+
+    python bench/bench_uplink.py [--n 5000] [--repeat 3] [--broker 127.0.0.1:1883]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.config import DeviceIdentity, GrpcConfig, MqttConfig
+from edge.outbox import SqliteOutbox
+from edge.uplink import Backoff
+from edge.uplink.grpc import GrpcUplink
+from edge.uplink.mqtt import MqttUplink
+from protos.mallpulse.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
+
+IDENT = DeviceIdentity(device_id="gw-bench", store_id="store-bench")
+INFLIGHT = 20
+
+
+def window_envelope(camera: str, i: int) -> telemetry_pb2.Envelope:
+    """A realistic window report: lines, zones with dwell histograms, queue, shelves, demo."""
+    env = telemetry_pb2.Envelope(device_id=IDENT.device_id, store_id=IDENT.store_id)
+    env.camera_id = camera
+    env.window_start.FromSeconds(1_795_000_000 + 60 * i)
+    env.window_end.FromSeconds(1_795_000_060 + 60 * i)
+    w = env.window
+    w.frames_processed = 600
+    for line in ("door-a", "door-b"):
+        w.lines.add(line_id=line, in_count=12 + i % 5, out_count=9)
+    bounds = [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0]
+    for zone in ("lobby", "promo"):
+        z = w.zones.add(zone_id=zone, avg_occupancy=3.4, max_occupancy=8, entries=14, exits=13)
+        z.dwell.upper_bounds_s.extend(bounds)
+        z.dwell.counts.extend([3, 4, 2, 2, 1, 1, 0, 0])
+    w.queues.add(zone_id="till", avg_length=2.5, max_length=6, served=7, estimated_wait_s=40.0)
+    for shelf in ("coffee", "tea"):
+        s = w.shelves.add(shelf_id=shelf, interactions=5, total_dwell_s=41.0)
+        s.dwell.upper_bounds_s.extend(bounds)
+        s.dwell.counts.extend([1, 2, 1, 1, 0, 0, 0, 0])
+    for band in range(1, 8):
+        for gender in (1, 2):
+            w.demographics.counts.add(age_band=band, gender=gender, count=1 + band % 3)
+    return env
+
+
+def health_envelope() -> telemetry_pb2.Envelope:
+    """A health envelope with four cameras."""
+    env = telemetry_pb2.Envelope(device_id=IDENT.device_id, store_id=IDENT.store_id)
+    h = env.health
+    h.uptime_s, h.cpu_percent, h.memory_used_mb, h.memory_total_mb = 3600.0, 35.0, 900.0, 4096.0
+    for cam in range(4):
+        h.cameras.add(camera_id=f"cam{cam}", connected=True, fps=10.0, detector_latency_ms=11.0)
+    h.software_version = "0.1.0"
+    h.models.add(name="yolox_nano", sha256="e8af" * 16)
+    return env
+
+
+def bare_paho(host: str, port: int, payloads: list[bytes], topic: str) -> float:
+    """Seconds for a bare paho client to publish every payload at QoS 1 and get all PUBACKs."""
+    done = threading.Event()
+    acked = 0
+
+    def on_publish(*_: object) -> None:
+        nonlocal acked
+        acked += 1
+        if acked == len(payloads):
+            done.set()
+
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.max_inflight_messages_set(INFLIGHT)
+    client.on_publish = on_publish
+    client.connect(host, port)
+    client.loop_start()
+    time.sleep(0.2)
+    start = time.perf_counter()
+    for p in payloads:
+        client.publish(topic, p, qos=1)
+    if not done.wait(120):
+        raise RuntimeError("baseline publisher did not get every PUBACK")
+    elapsed = time.perf_counter() - start
+    client.loop_stop()
+    client.disconnect()
+    return elapsed
+
+
+def fill(path: Path, envelopes: list[telemetry_pb2.Envelope]) -> SqliteOutbox:
+    """A fresh outbox holding the envelopes (stored in batches of 100)."""
+    outbox = SqliteOutbox(path, max_entries=10**7)
+    for i in range(0, len(envelopes), 100):
+        outbox.put_many(envelopes[i : i + 100])
+    return outbox
+
+
+def drain(outbox: SqliteOutbox, uplink: MqttUplink | GrpcUplink, *, wait_connect: bool) -> float:
+    """Seconds from start (or from the connection, if wait_connect) until the outbox is empty."""
+    start = time.perf_counter()
+    uplink.start()
+    if wait_connect:
+        while not uplink.connected:
+            time.sleep(0.001)
+        start = time.perf_counter()
+    uplink.notify()
+    while outbox.stats().depth:
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    uplink.stop()
+    outbox.close()
+    return elapsed
+
+
+def mqtt_uplink(outbox: SqliteOutbox, host: str, port: int, prefix: str) -> MqttUplink:
+    """The production MQTT uplink on the bench broker."""
+    cfg = MqttConfig(host=host, port=port, topic_prefix=prefix, max_inflight=INFLIGHT)
+    return MqttUplink(
+        cfg, IDENT, outbox, backoff=Backoff(0.05, 0.5), client_id=f"bench-{uuid.uuid4().hex[:8]}"
+    )
+
+
+class _Ingest(ingest_pb2_grpc.TelemetryIngestServicer):
+    def StreamEnvelopes(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        for env in request_iterator:
+            yield ingest_pb2.Ack(
+                device_id=env.device_id,
+                sequence=env.sequence,
+                status=ingest_pb2.ACK_STATUS_ACCEPTED,
+            )
+
+
+def median_of(label: str, repeat: int, run: object) -> float:
+    """Run `run()` `repeat` times, printing progress; returns the median seconds."""
+    times = []
+    for k in range(repeat):
+        t = run()  # type: ignore[operator]
+        times.append(t)
+        print(f"  {label} run {k + 1}/{repeat}: {t:.3f} s", file=sys.stderr, flush=True)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Run the benchmark and print figures and ratios."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=5000, help="envelopes per throughput run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure (median reported)")
+    ap.add_argument("--broker", default="127.0.0.1:1883", help="MQTT broker host:port")
+    args = ap.parse_args()
+    host, _, port_s = args.broker.partition(":")
+    port = int(port_s or 1883)
+    prefix = f"bench/{uuid.uuid4().hex[:8]}/mallpulse/v1"
+    envs = [window_envelope(f"cam{i % 4}", i) for i in range(args.n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        counter = iter(range(10**6))
+
+        def outbox_of(items: list[telemetry_pb2.Envelope]) -> SqliteOutbox:
+            return fill(tmpd / f"o{next(counter)}.db", items)
+
+        sample = outbox_of(envs)
+        payloads = [e.payload for e in sample.peek(limit=args.n)]
+        sample.close()
+        topic = f"{prefix}/{IDENT.store_id}/{IDENT.device_id}/window"
+        print(f"payload size: {len(payloads[0])} bytes; n={args.n}; in-flight={INFLIGHT}")
+
+        base = median_of("bare paho", args.repeat, lambda: bare_paho(host, port, payloads, topic))
+
+        def uplink_run() -> float:
+            ob = outbox_of(envs)
+            return drain(ob, mqtt_uplink(ob, host, port, prefix), wait_connect=True)
+
+        up = median_of("outbox->mqtt", args.repeat, uplink_run)
+        backlog = [window_envelope(f"cam{c}", i) for i in range(60) for c in range(4)]
+        backlog += [health_envelope() for _ in range(120)]
+
+        def backlog_run() -> float:
+            ob = outbox_of(backlog)
+            return drain(ob, mqtt_uplink(ob, host, port, prefix), wait_connect=False)
+
+        bl = median_of("1 h backlog drain (mqtt)", args.repeat, backlog_run)
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        ingest_pb2_grpc.add_TelemetryIngestServicer_to_server(_Ingest(), server)
+        gport = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+
+        def grpc_run() -> float:
+            ob = outbox_of(envs)
+            cfg = GrpcConfig(target=f"127.0.0.1:{gport}")
+            return drain(ob, GrpcUplink(cfg, IDENT, ob), wait_connect=True)
+
+        gr = median_of("outbox->grpc", args.repeat, grpc_run)
+        server.stop(None)
+
+    print(f"bare paho QoS 1:        {args.n / base:10.0f} envelopes/s")
+    print(f"outbox -> MQTT (acked): {args.n / up:10.0f} envelopes/s")
+    print(f"ratio uplink/baseline:  {base / up:10.2f}   (aim >= 0.7)")
+    print(
+        f"1 h backlog ({len(backlog)} envelopes) drained in {bl:.3f} s ({len(backlog) / bl:.0f}/s)"
+    )
+    print(f"outbox -> gRPC (acked): {args.n / gr:10.0f} envelopes/s")
+
+
+if __name__ == "__main__":
+    main()
