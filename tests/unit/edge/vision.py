@@ -1,4 +1,4 @@
-"""Fixtures of the edge vision tests: shared assets, configs and synthetic scenario runners."""
+"""Helpers of the edge vision tests: shared assets, configs and synthetic scenario runners."""
 
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ def shared_path(*parts: str) -> Path:
 
 def edge_config(camera: dict[str, Any], **extra: Any) -> EdgeConfig:
     """A minimal valid EdgeConfig around one camera."""
-    data: dict[str, Any] = {"device": {"device_id": "gw-test", "store_id": "store-test"},
-                            "cameras": [camera], "uplink": {"transport": "none"}}
+    data: dict[str, Any] = {
+        "device": {"device_id": "gw-test", "store_id": "store-test"},
+        "cameras": [camera],
+        "uplink": {"transport": "none"},
+    }
     data.update(extra)
     return parse_config(data)
 
@@ -46,8 +49,9 @@ def run_truth(
     for t in scene.times.tolist():
         dets = noisy_detections(scene.boxes(t), rng, jitter_px=jitter_px, miss_rate=miss_rate)
         upd = tracker.update(dets, t)
-        pts = {tr.id: (tr.anchor[0] / scene.width, tr.anchor[1] / scene.height)
-               for tr in upd.tracks}
+        pts = {
+            tr.id: (tr.anchor[0] / scene.width, tr.anchor[1] / scene.height) for tr in upd.tracks
+        }
         analytics.update(FrameTracks.of(t, pts, tuple(upd.removed)))
     end = t + 1.0
     analytics.update(FrameTracks.of(end, {}, tuple(tracker.flush())))

@@ -1,0 +1,150 @@
+"""The vision pipeline on the real shared footage and models (YOLOX-Nano, YuNet)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from edge.analytics.demographics import DemographicsStage, OnnxAgeGender, YuNetFaceDetector
+from edge.capture import FileSource
+from edge.config import DetectorConfig
+from edge.detect import build_detector
+from edge.pipeline import CameraPipeline
+from mallpulse.cli import app
+from tests.unit.edge.detect.onnx_models import age_gender_model
+from tests.unit.edge.vision import REPO, edge_config, shared_path
+
+VIDEOS = [
+    "concourse.avi",
+    "store-aisle-detection.gif",
+    "people-detection.gif",
+    "worker-zone-detection.gif",
+    "face-demographics-walking.gif",
+    "face-demographics-walking-and-pause.gif",
+]
+MIDDLE = [[0.0, 0.5], [1.0, 0.5]]
+T0 = 1_767_225_600.0
+
+
+def _detector_cfg() -> dict[str, Any]:
+    shared_path("models", "yolox_nano.onnx")
+    return {
+        "kind": "onnx",
+        "manifest": str(REPO / "models" / "yolox_nano.yaml"),
+        "models_dir": str(shared_path("models")),
+        "score_threshold": 0.15,
+    }
+
+
+TRACKER = {"high_threshold": 0.3, "low_threshold": 0.15, "min_hits": 2}
+
+
+def test_concourse_with_yolox_counts_both_ways_across_the_middle() -> None:
+    video = shared_path("data", "video", "concourse.avi")
+    cfg = edge_config(
+        {"id": "c", "source": str(video), "lines": [{"id": "mid", "points": MIDDLE}]},
+        detector=_detector_cfg(),
+        tracker=TRACKER,
+        window={"length_s": 3600},
+    )
+    pipeline = CameraPipeline(cfg, "c", build_detector(cfg.detector))
+    ids: set[int] = set()
+    envelopes = []
+    for frame, t in FileSource(video):
+        envelopes += pipeline.process(frame, T0 + t)
+        ids |= {tr.id for tr in pipeline.tracks}
+        if t >= 8.0:
+            break
+    envelopes += pipeline.flush(T0 + 9.0)
+    line = envelopes[-1].window.lines[0]
+    assert len(ids) >= 20
+    assert line.in_count > 0 and line.out_count > 0
+
+
+@pytest.mark.parametrize("name", VIDEOS)
+def test_replay_of_every_shared_video_produces_windows(name: str, tmp_path: Path) -> None:
+    video = shared_path("data", "video", name)
+    config = tmp_path / "device.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "device": {"device_id": "gw", "store_id": "st"},
+                "cameras": [
+                    {
+                        "id": "cam",
+                        "source": str(video),
+                        "lines": [{"id": "mid", "points": MIDDLE}],
+                        "zones": [{"id": "left", "polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}],
+                    }
+                ],
+                "detector": _detector_cfg(),
+                "tracker": TRACKER,
+                "window": {"length_s": 5},
+                "uplink": {"transport": "none"},
+            }
+        )
+    )
+    out = tmp_path / "agg.jsonl"
+    args = [
+        "edge",
+        "replay",
+        str(video),
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--max-fps",
+        "5",
+    ]
+    annotated = tmp_path / "annotated.mp4"
+    if name == "people-detection.gif":
+        args += ["--annotate", str(annotated)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(r["camera_id"] == "cam" and "window" in r for r in rows)
+    assert sum(r["window"].get("frames_processed", 0) for r in rows) > 0
+    if name == "people-detection.gif":
+        cap = cv2.VideoCapture(str(annotated))
+        ok, frame = cap.read()
+        assert ok and frame.shape == (270, 480, 3) and frame.std() > 10
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) >= 5
+
+
+def test_yunet_finds_faces_in_the_walking_video() -> None:
+    faces = YuNetFaceDetector(shared_path("models", "face_detection_yunet_2026may.onnx"))
+    found = [
+        len(faces.faces(frame))
+        for frame, _ in FileSource(shared_path("data", "video", "face-demographics-walking.gif"))
+    ]
+    assert sum(n > 0 for n in found) >= len(found) // 3
+    assert max(found) >= 1
+
+
+def test_demographics_through_the_pipeline(tmp_path: Path) -> None:
+    video = shared_path("data", "video", "face-demographics-walking.gif")
+    cfg = edge_config({"id": "c", "source": str(video)}, detector=_detector_cfg(), tracker=TRACKER)
+    stage = DemographicsStage(
+        YuNetFaceDetector(shared_path("models", "face_detection_yunet_2026may.onnx")),
+        OnnxAgeGender(age_gender_model(tmp_path / "ga.onnx")),
+        sample_every_s=0.2,
+        max_samples=5,
+    )
+    pipeline = CameraPipeline(
+        cfg, "c", build_detector(DetectorConfig(**_detector_cfg())), demographics=stage
+    )
+    t = 0.0
+    for frame, t in FileSource(video):
+        pipeline.process(frame, T0 + t)
+    (env,) = pipeline.flush(T0 + t + 0.1)
+    counts = env.window.demographics.counts
+    assert sum(c.count for c in counts) >= 1
+    assert all(c.gender in (1, 2, 3) and c.age_band > 0 for c in counts)
+    assert stage.tracked == 0 and np.isfinite(pipeline.stats.detector_latency_ms)

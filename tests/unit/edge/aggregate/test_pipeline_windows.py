@@ -1,0 +1,113 @@
+"""Windows and the CameraPipeline contract: envelopes, sequence 0, gaps, flush, live geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.aggregate import WindowClock
+from edge.config import CameraConfig, DetectorConfig
+from edge.detect import Detections
+from edge.pipeline import CameraPipeline
+from tests.unit.edge.vision import edge_config
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a multiple of 60
+CAMERA = {
+    "id": "cam",
+    "source": "synthetic",
+    "lines": [{"id": "door", "points": [[0.0, 0.5], [1.0, 0.5]], "in_direction": "right"}],
+}
+
+
+class _Walker:
+    """A detector reporting one person walking down the image at 0.1 of its height a second."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        y = 10 + 10 * self.t  # 100 px high frame, feet at y + 20
+        return Detections.from_arrays([[40, y, 50, y + 20]], [0.9])
+
+
+def _pipeline(length_s: int = 60) -> tuple[CameraPipeline, _Walker]:
+    det = _Walker()
+    cfg = edge_config(
+        CAMERA,
+        window={"length_s": length_s},
+        detector={"kind": "motion", "motion_gating": {"enabled": False}},
+    )
+    return CameraPipeline(cfg, "cam", det), det
+
+
+def _feed(p: CameraPipeline, det: _Walker, start: float, end: float, fps: float = 5.0) -> list:  # type: ignore[type-arg]
+    out = []
+    for t in np.arange(start, end, 1 / fps):
+        det.t = float(t)
+        out += p.process(np.zeros((100, 100, 3), np.uint8), T0 + float(t))
+    return out
+
+
+def test_window_clock_aligns_to_epoch() -> None:
+    clock = WindowClock(60)
+    assert clock.start_of(T0 + 59.9) == T0
+    assert clock.ends_between(T0, T0 + 150) == [T0 + 60, T0 + 120]
+
+
+def test_one_envelope_per_closed_window_with_sequence_zero() -> None:
+    p, det = _pipeline(length_s=5)
+    envs = _feed(p, det, 0.0, 7.0)
+    assert len(envs) == 1
+    env = envs[0]
+    assert env.sequence == 0 and env.camera_id == "cam" and env.device_id == "gw-test"
+    assert env.window_start.seconds == T0 and env.window_end.seconds == T0 + 5
+    assert env.window.frames_processed == 25
+    # feet start at y=0.3 and cross 0.5 after 2 s (+ hysteresis): one in, in the first window
+    assert (env.window.lines[0].in_count, env.window.lines[0].out_count) == (1, 0)
+    tail = p.flush(T0 + 7.5)
+    assert len(tail) == 1 and tail[0].window_end.ToNanoseconds() == int((T0 + 7.5) * 1e9)
+    assert tail[0].window.frames_processed == 10
+
+
+def test_gap_without_frames_produces_empty_windows() -> None:
+    p, det = _pipeline(length_s=5)
+    _feed(p, det, 0.0, 1.0)
+    envs = _feed(p, det, 16.0, 16.5)
+    assert [e.window_start.seconds - T0 for e in envs] == [0, 5, 10]
+    assert [e.window.frames_processed for e in envs] == [5, 0, 0]
+
+
+def test_stats_count_frames_and_detector_latency() -> None:
+    p, det = _pipeline()
+    _feed(p, det, 0.0, 2.0)
+    st = p.stats
+    assert st.frames_processed == 10 and st.frames_skipped == 0 and st.detector_latency_ms >= 0
+
+
+def test_update_camera_swaps_lines_and_keeps_tracks() -> None:
+    p, det = _pipeline(length_s=60)
+    _feed(p, det, 0.0, 1.0)
+    track_ids = {tr.id for tr in p.tracks}
+    cam = CameraConfig.model_validate(
+        CAMERA | {"lines": [{"id": "lower", "points": [[0.0, 0.7], [1.0, 0.7]]}]}
+    )
+    p.update_camera(cam)
+    _feed(p, det, 1.0, 6.0)
+    assert {tr.id for tr in p.tracks} == track_ids
+    (env,) = p.flush(T0 + 6.0)
+    assert [(x.line_id, x.out_count) for x in env.window.lines] == [("lower", 1)]
+    with pytest.raises(Exception, match="got config of 'other'"):
+        p.update_camera(cam.model_copy(update={"id": "other"}))
+
+
+def test_motion_gating_skips_the_detector_on_still_frames() -> None:
+    det = _Walker()
+    cfg = edge_config(
+        CAMERA,
+        detector=DetectorConfig(kind="motion").model_dump()
+        | {"motion_gating": {"enabled": True, "max_skip_s": 10.0}},
+    )
+    p = CameraPipeline(cfg, "cam", det)
+    for i in range(20):
+        p.process(np.zeros((100, 100, 3), np.uint8), T0 + i / 5)
+    assert p.stats.frames_skipped == 19
