@@ -90,7 +90,7 @@ def test_compose_file_is_valid_against_the_compose_spec(compose: dict[str, Any])
     ("mutate", "expected"),
     [
         (lambda d: d["services"]["api"]["healthcheck"].update(intervall="5s"), "intervall"),
-        (lambda d: d["services"]["ingest"]["deploy"].update(replicas=[2]), "replicas"),
+        (lambda d: d["services"]["worker"]["deploy"].update(replicas=[2]), "replicas"),
         (lambda d: d["services"]["beat"].update(restart=False), "restart"),
     ],
 )
@@ -109,7 +109,7 @@ def test_the_stack_has_every_component(services: dict[str, dict[str, Any]]) -> N
     assert "timescaledb" in services["timescaledb"]["image"]
     assert services_running(services, "mallpulse", "cloud", "migrate") == ["migrate"]
     assert services_running(services, "mallpulse", "cloud", "api") == ["api"]
-    assert services_running(services, "mallpulse", "cloud", "ingest") == ["ingest"]
+    assert services_running(services, "mallpulse", "cloud", "ingest") == ["ingest-1", "ingest-2"]
     assert services_running(services, "celery", "-A", "cloud.workers.app", "worker") == ["worker"]
     assert services_running(services, "celery", "-A", "cloud.workers.app", "beat") == ["beat"]
 
@@ -122,6 +122,10 @@ def test_two_ingest_processes_share_one_subscription_group(
     assert replicas >= 2
     groups = {services[name]["environment"]["MALLPULSE_MQTT_SHARE_GROUP"] for name in ingest}
     assert len(groups) == 1 and "" not in groups
+    # Stable, distinct MQTT client ids: a restarted process resumes its own persistent session.
+    instances = [command_of(services[name]) for name in ingest]
+    ids = [c[c.index("--instance") + 1] for c in instances]
+    assert len(set(ids)) == len(ids) == replicas
 
 
 def test_beat_is_a_single_instance(services: dict[str, dict[str, Any]]) -> None:
@@ -149,7 +153,7 @@ def test_every_service_is_health_checked_or_waits_on_a_condition(
 
 
 def test_the_api_and_ingest_wait_for_migrations(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("api", "ingest", "worker", "beat"):
+    for name in ("api", "ingest-1", "ingest-2", "worker", "beat"):
         condition = services[name]["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully"
 
@@ -197,7 +201,7 @@ def test_cloud_variables_are_real_settings(services: dict[str, dict[str, Any]]) 
 def test_cloud_processes_run_unprivileged_and_read_only(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    for name in ("migrate", "api", "ingest", "worker", "beat"):
+    for name in ("migrate", "api", "ingest-1", "ingest-2", "worker", "beat"):
         svc = services[name]
         assert svc["read_only"] is True, name
         assert not svc["user"].startswith("0"), name
@@ -217,7 +221,7 @@ def test_mosquitto_uses_the_generated_config_and_tls_certificates(
     certs = mounts["/mosquitto/certs"]
     assert certs["source"].startswith("${MQTT_CERTS_DIR") and certs["read_only"] is True
     assert any(str(p).endswith(":8883") for p in mosquitto["ports"])
-    cloud_env = services["ingest"]["environment"]
+    cloud_env = services["ingest-1"]["environment"]
     assert cloud_env["MALLPULSE_MQTT_PORT"] == "8883" and cloud_env["MALLPULSE_MQTT_CA_FILE"]
 
 

@@ -56,8 +56,8 @@ def base() -> list[Doc]:
 
 @pytest.fixture(scope="module")
 def deployments(base: list[Doc]) -> dict[str, Doc]:
-    """The base's Deployments by name."""
-    return of_kind(base, "Deployment")
+    """The base's Deployments and StatefulSets (ingest) by name."""
+    return {**of_kind(base, "Deployment"), **of_kind(base, "StatefulSet")}
 
 
 def test_there_are_manifests_to_check() -> None:
@@ -105,7 +105,9 @@ def test_autoscalers_target_api_ingest_and_workers(
     assert targets == SCALED
     for hpa in hpas:
         ref = hpa["spec"]["scaleTargetRef"]
-        assert ref["kind"] == "Deployment" and ref["name"] in deployments
+        assert ref["name"] in deployments
+        assert ref["kind"] == deployments[ref["name"]]["kind"]
+        assert ref["apiVersion"] == deployments[ref["name"]]["apiVersion"]
         assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
         assert hpa["spec"]["metrics"], f"{ref['name']}: autoscaler without a metric"
 
@@ -120,8 +122,21 @@ def test_beat_is_one_replica_replaced_not_rolled(deployments: dict[str, Doc]) ->
 def test_each_deployment_runs_its_command(deployments: dict[str, Doc]) -> None:
     commands = {name: containers(d)[0]["command"] for name, d in deployments.items()}
     assert commands["mallpulse-api"] == ["mallpulse", "cloud", "api"]
-    assert commands["mallpulse-ingest"] == ["mallpulse", "cloud", "ingest"]
+    assert commands["mallpulse-ingest"][:3] == ["mallpulse", "cloud", "ingest"]
     assert commands["mallpulse-worker"][:4] == ["celery", "-A", "cloud.workers.app", "worker"]
+
+
+def test_ingest_replicas_keep_their_mqtt_client_id_across_restarts(
+    deployments: dict[str, Doc],
+) -> None:
+    ingest = deployments["mallpulse-ingest"]
+    assert ingest["kind"] == "StatefulSet", "stable pod names give stable MQTT client ids"
+    container = containers(ingest)[0]
+    command = container["command"]
+    assert command[command.index("--instance") + 1] == "$(POD_NAME)"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert ingest["spec"]["replicas"] >= 2
 
 
 def test_the_migration_job_runs_migrate(base: list[Doc]) -> None:
@@ -203,7 +218,8 @@ def test_config_map_holds_real_settings_and_no_secrets(base: list[Doc]) -> None:
 
 
 def test_cloud_pods_read_the_config_map_and_the_secret(base: list[Doc]) -> None:
-    for workload in (*of_kind(base, "Deployment").values(), *of_kind(base, "Job").values()):
+    kinds = ("Deployment", "StatefulSet", "Job")
+    for workload in (w for kind in kinds for w in of_kind(base, kind).values()):
         env_from = containers(workload)[0]["envFrom"]
         refs = {(k, v["name"]) for item in env_from for k, v in item.items()}
         assert refs == {
