@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         default="INFO", description="Log level."
     )
     log_format: Literal["json", "text"] = Field(default="json", description="Log format.")
+    crm_phone_region: str = Field(
+        default="US",
+        min_length=2,
+        max_length=2,
+        description="CRM: ISO 3166 region for phone numbers written without a country code.",
+    )
+    crm_loyalty_program_file: str | None = Field(
+        default=None, description="CRM: JSON file with the loyalty programme (earn rates, tiers)."
+    )
 
     @field_validator("jwt_secret")
     @classmethod

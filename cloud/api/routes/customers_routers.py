@@ -1,0 +1,27 @@
+"""The CRM routers, mounted by the app factory through ROUTERS."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from cloud.api.routes import (
+    consents,
+    customers,
+    identities,
+    lifecycle,
+    loyalty,
+    rewards,
+    touchpoints,
+    transactions,
+)
+
+CRM_ROUTERS: list[APIRouter] = [
+    customers.router,
+    identities.router,
+    consents.router,
+    touchpoints.router,
+    transactions.router,
+    lifecycle.router,
+    loyalty.router,
+    rewards.router,
+]

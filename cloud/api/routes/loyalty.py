@@ -1,0 +1,135 @@
+"""Loyalty accounts: open, read, earn, burn, transfer (idempotent), ledger entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from fastapi.encoders import jsonable_encoder
+
+from cloud.api.deps import ConnDep, MarketerDep
+from cloud.api.routes.customers_deps import IdempotencyKeyDep, ProgramDep
+from cloud.api.schemas.crm_loyalty import (
+    AccountCreate,
+    AccountPublic,
+    EntryPublic,
+    MovementPublic,
+    PointsChange,
+    TransferCreate,
+)
+from cloud.crm.errors import CrmNotFoundError
+from cloud.crm.idempotency import run_once
+from cloud.crm.loyalty import ledger
+from cloud.db.repositories import crm_loyalty as repo
+
+router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, summary="Open an account")
+def open_account(
+    body: AccountCreate, conn: ConnDep, _: MarketerDep, program: ProgramDep
+) -> AccountPublic:
+    """Open an account; its member number becomes an identifier of the customer."""
+    out = ledger.open_account(
+        conn, profile_id=body.profile_id, member_number=body.member_number, program=program
+    )
+    return _account(conn, int(out["id"]))
+
+
+def _account(conn: ConnDep, account_id: int) -> AccountPublic:
+    row = repo.get_account(conn, account_id)
+    if row is None:
+        raise CrmNotFoundError(f"loyalty account {account_id} does not exist")
+    return AccountPublic(
+        id=row["id"],
+        profile_id=row["profile_id"],
+        member_number=row["member_number"],
+        tier=row["tier"],
+        tier_period_end=row["tier_period_end"],
+        balance=repo.balance(conn, account_id, datetime.now(UTC)),
+        tier_history=repo.tier_history(conn, account_id),
+    )
+
+
+@router.get("/accounts/{account_id}", summary="Balance, tier and tier history")
+def get_account(account_id: int, conn: ConnDep, _: MarketerDep) -> AccountPublic:
+    """An account with its unexpired balance."""
+    return _account(conn, account_id)
+
+
+@router.get("/accounts/{account_id}/entries", summary="Ledger entries, newest first")
+def get_entries(
+    account_id: int,
+    conn: ConnDep,
+    _: MarketerDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most entries returned.")] = 100,
+) -> list[EntryPublic]:
+    """The immutable entries of an account."""
+    _account(conn, account_id)
+    return [EntryPublic.model_validate(e) for e in repo.entries(conn, account_id, limit)]
+
+
+@router.post("/accounts/{account_id}/earn", summary="Credit goodwill points (idempotent)")
+def earn(
+    account_id: int,
+    body: PointsChange,
+    conn: ConnDep,
+    who: MarketerDep,
+    key: IdempotencyKeyDep,
+    program: ProgramDep,
+) -> MovementPublic:
+    """Credit points as a new lot with the programme's expiry."""
+    out = run_once(
+        conn,
+        scope=f"earn:{account_id}",
+        key=key,
+        request=body.model_dump(),
+        action=lambda: ledger.earn(
+            conn,
+            account_id=account_id,
+            points=body.points,
+            reason=body.reason or f"goodwill by {who.subject}",
+            program=program,
+        ),
+    )
+    return MovementPublic.model_validate(out)
+
+
+@router.post("/accounts/{account_id}/burn", summary="Spend points (idempotent, never overdraws)")
+def burn(
+    account_id: int, body: PointsChange, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+) -> MovementPublic:
+    """Consume lots oldest-expiring first; 409 insufficient-points when the balance is short."""
+    out = run_once(
+        conn,
+        scope=f"burn:{account_id}",
+        key=key,
+        request=body.model_dump(),
+        action=lambda: ledger.burn(
+            conn, account_id=account_id, points=body.points, reference=body.reason
+        ),
+    )
+    return MovementPublic.model_validate(out)
+
+
+@router.post("/transfers", summary="Transfer points between members (idempotent)")
+def transfer(
+    body: TransferCreate, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+) -> MovementPublic:
+    """Moved points keep their expiry."""
+    out = run_once(
+        conn,
+        scope="transfer",
+        key=key,
+        request=body.model_dump(),
+        action=lambda: jsonable_encoder(
+            ledger.transfer(
+                conn,
+                from_account_id=body.from_account_id,
+                to_account_id=body.to_account_id,
+                points=body.points,
+            )
+        ),
+    )
+    return MovementPublic.model_validate(out)

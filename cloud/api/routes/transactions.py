@@ -1,0 +1,59 @@
+"""POS transactions with line items, and reversal of a purchase."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from cloud.api.deps import ConnDep, MarketerDep
+from cloud.api.routes.customers_deps import IdempotencyKeyDep, RulesDep
+from cloud.api.schemas.crm import ReversalPublic, TransactionCreate, TransactionPublic
+from cloud.crm.idempotency import run_once
+from cloud.crm.transactions import LineItem, record_transaction, reverse_transaction
+
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Record a POS transaction")
+def create_transaction(
+    body: TransactionCreate, conn: ConnDep, _: MarketerDep, rules: RulesDep, response: Response
+) -> TransactionPublic:
+    """Idempotent by (store_id, external_id): a repeat answers 200 with the first result."""
+    res = record_transaction(
+        conn,
+        store_id=body.store_id,
+        external_id=body.external_id,
+        occurred_at=body.occurred_at,
+        currency=body.currency,
+        total_amount=body.total_amount,
+        identifiers=body.identifiers,
+        kind=body.kind,
+        items=[
+            LineItem(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price, category=i.category)
+            for i in body.items
+        ],
+        attributes=body.attributes.model_dump(exclude_none=True, mode="json"),
+        rules=rules,
+    )
+    if not res.created:
+        response.status_code = status.HTTP_200_OK
+    return TransactionPublic(
+        transaction_id=res.transaction_id,
+        profile_id=res.profile_id,
+        created=res.created,
+        points_earned=res.points_earned,
+    )
+
+
+@router.post("/{transaction_id}/reverse", summary="Reverse a purchase and its points")
+def reverse(
+    transaction_id: int, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+) -> ReversalPublic:
+    """Flags the purchase reversed and takes back the points it earned."""
+    out = run_once(
+        conn,
+        scope=f"reverse:{transaction_id}",
+        key=key,
+        request={"id": transaction_id},
+        action=lambda: reverse_transaction(conn, transaction_id=transaction_id),
+    )
+    return ReversalPublic.model_validate(out)

@@ -1,0 +1,217 @@
+"""Schemas of the CRM API: customers, identities, touchpoints, transactions, consent, lifecycle."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Identifiers = dict[str, str]
+_IDS = (
+    "Identifiers by kind (email, phone, loyalty_number, pos_customer_id, device_id, "
+    "app_user_id, wechat_id, whatsapp_id) -> raw value; normalised and validated."
+)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Attributes(_In):
+    """Person attributes a source brings."""
+
+    first_name: str | None = Field(default=None, description="Given name.")
+    last_name: str | None = Field(default=None, description="Family name.")
+    birth_date: date | None = Field(default=None, description="Date of birth.")
+    gender: str | None = Field(default=None, description="Self-described gender.")
+    language: str | None = Field(default=None, description="BCP 47 language tag.")
+    city: str | None = Field(default=None, description="City.")
+    postal_code: str | None = Field(default=None, description="Postal code.")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code.")
+
+
+class CustomerCreate(_In):
+    """A source record of a customer; resolved into a profile by its identifiers."""
+
+    identifiers: Identifiers = Field(min_length=1, description=_IDS)
+    attributes: Attributes = Field(default_factory=Attributes, description="Attributes.")
+    source: str = Field(default="api", min_length=1, max_length=32, description="Record source.")
+    source_key: str | None = Field(
+        default=None, max_length=200, description="The source's own id; updates that record."
+    )
+
+
+class ResolvedPublic(BaseModel):
+    """Where a record landed."""
+
+    record_id: int = Field(description="The stored source record.")
+    profile_id: int = Field(description="The live profile of the person.")
+    created_profile: bool = Field(description="True when a new person was created.")
+    merged_profiles: list[int] = Field(description="Profiles absorbed by this record.")
+
+
+class CustomerPublic(BaseModel):
+    """The golden record of a person (360-degree view)."""
+
+    id: int = Field(description="The live profile id.")
+    requested_id: int = Field(description="The id asked for (differs when it was merged).")
+    merged_ids: list[int] = Field(description="Profile ids merged into this one (redirect here).")
+    identified: bool = Field(description="Carries at least one strong identifier.")
+    attributes: dict[str, str] = Field(description="Golden attributes after survivorship.")
+    lifecycle_stage: str | None = Field(description="Current lifecycle stage.")
+    identifiers: list[dict[str, Any]] = Field(description="Identifiers with source.")
+    consents: list[dict[str, Any]] = Field(description="Effective consents.")
+    loyalty_accounts: list[dict[str, Any]] = Field(description="Accounts, balance and tier.")
+    recent_touchpoints: list[dict[str, Any]] = Field(description="Latest touchpoints.")
+    recent_transactions: list[dict[str, Any]] = Field(description="Latest POS transactions.")
+    scores: dict[str, Any] | None = Field(description="Predictive scores, when computed.")
+    created_at: datetime = Field(description="Created.")
+    updated_at: datetime = Field(description="Last changed.")
+
+
+class CustomerSummary(BaseModel):
+    """A row of the customer list."""
+
+    id: int = Field(description="Profile id.")
+    identified: bool = Field(description="Carries a strong identifier.")
+    attributes: dict[str, str] = Field(description="Golden attributes.")
+    lifecycle_stage: str | None = Field(description="Lifecycle stage.")
+    created_at: datetime = Field(description="Created.")
+    updated_at: datetime = Field(description="Last changed.")
+
+
+class MergePublic(BaseModel):
+    """One entry of the merge history."""
+
+    id: int = Field(description="Merge id (undo it with POST .../undo).")
+    survivor_id: int = Field(description="The profile that kept its id.")
+    absorbed_id: int = Field(description="The profile that now redirects.")
+    record_ids: list[int] = Field(description="Records moved.")
+    reason: str = Field(description="What caused it.")
+    merged_at: datetime = Field(description="When.")
+    undone_at: datetime | None = Field(description="When it was undone, if it was.")
+
+
+class UnmergePublic(BaseModel):
+    """Result of an unmerge."""
+
+    survivor_id: int = Field(description="The profile that had absorbed the other.")
+    restored_id: int = Field(description="The profile restored.")
+
+
+class TouchpointCreate(_In):
+    """An interaction on a channel."""
+
+    channel: Literal["web", "app", "pos", "store_visit", "email", "sms", "support"] = Field(
+        description="Channel."
+    )
+    event: str = Field(min_length=1, max_length=64, description="e.g. product_view, open, click.")
+    identifiers: Identifiers = Field(min_length=1, description=_IDS)
+    occurred_at: AwareDatetime = Field(description="When it happened.")
+    store_id: str | None = Field(default=None, description="Store, for visits and POS.")
+    properties: dict[str, Any] = Field(default_factory=dict, description="Event properties.")
+    external_id: str | None = Field(
+        default=None, max_length=128, description="The channel's event id (deduplicates)."
+    )
+    attributes: Attributes = Field(default_factory=Attributes, description="Attributes.")
+
+
+class TouchpointPublic(BaseModel):
+    """A stored touchpoint."""
+
+    touchpoint_id: int = Field(description="Touchpoint id.")
+    profile_id: int = Field(description="The person it was attached to.")
+    created: bool = Field(description="False when the external id was seen before.")
+    lifecycle_stage: str | None = Field(description="Stage after this touchpoint.")
+
+
+class LineItemIn(_In):
+    """A receipt line."""
+
+    sku: str = Field(min_length=1, max_length=64, description="Product SKU.")
+    category: str | None = Field(default=None, max_length=64, description="Product category.")
+    quantity: Decimal = Field(gt=0, description="Quantity.")
+    unit_price: Decimal = Field(ge=0, description="Unit price.")
+
+
+class TransactionCreate(_In):
+    """A POS transaction with line items."""
+
+    store_id: str = Field(description="Store.")
+    external_id: str = Field(min_length=1, max_length=128, description="Receipt id (dedupe).")
+    occurred_at: AwareDatetime = Field(description="Time of sale.")
+    currency: str = Field(description="ISO 4217 code.")
+    total_amount: Decimal = Field(description="Total; negative for returns.")
+    kind: Literal["sale", "return"] = Field(default="sale", description="Sale or return.")
+    identifiers: Identifiers = Field(min_length=1, description=_IDS)
+    items: list[LineItemIn] = Field(default_factory=list, description="Line items.")
+    attributes: Attributes = Field(default_factory=Attributes, description="Attributes.")
+
+
+class TransactionPublic(BaseModel):
+    """A recorded transaction."""
+
+    transaction_id: int = Field(description="Transaction id (monotonic).")
+    profile_id: int = Field(description="The person.")
+    created: bool = Field(description="False when the receipt was recorded before.")
+    points_earned: int = Field(description="Loyalty points credited.")
+
+
+class ReversalPublic(BaseModel):
+    """Result of reversing a purchase."""
+
+    transaction_id: int = Field(description="Transaction id.")
+    reversed_points: int = Field(description="Points taken back.")
+    already: bool = Field(description="True when it had been reversed before.")
+    replayed: bool = Field(default=False, description="True for an idempotent retry.")
+
+
+class ConsentUpdate(_In):
+    """Grant or withdraw consent for a channel and purpose."""
+
+    granted: bool = Field(description="True to grant, False to withdraw/deny.")
+    source: str = Field(min_length=1, max_length=64, description="Where it was collected.")
+    proof: str | None = Field(default=None, max_length=2000, description="Evidence reference.")
+
+
+class ConsentConfirm(_In):
+    """Double opt-in confirmation."""
+
+    token: str = Field(min_length=10, max_length=200, description="Token sent by e-mail.")
+    proof: str | None = Field(default=None, max_length=2000, description="e.g. IP and agent.")
+
+
+class ConsentPublic(BaseModel):
+    """Consent state after a change."""
+
+    profile_id: int = Field(description="Person.")
+    channel: str = Field(description="Channel.")
+    purpose: str = Field(description="Purpose.")
+    status: Literal["granted", "denied", "pending"] = Field(description="Status.")
+    updated_at: datetime = Field(description="When.")
+    confirmation_token: str | None = Field(
+        default=None, description="Double opt-in token to send to the address (email grants)."
+    )
+
+
+class FunnelPublic(BaseModel):
+    """Lifecycle stage entries and conversion in a period."""
+
+    start: datetime = Field(description="Period start.")
+    end: datetime = Field(description="Period end (exclusive).")
+    store_id: str | None = Field(description="Store filter.")
+    entered: dict[str, int] = Field(description="Distinct people entering each stage.")
+    conversion: dict[str, float | None] = Field(description="Next stage / this stage.")
+    current: dict[str, int] = Field(description="People per current stage (all stores).")
+
+
+class ImportReport(BaseModel):
+    """Result of a CSV import."""
+
+    import_id: str = Field(description="Import id (rejects are kept under it).")
+    rows: int = Field(description="Data rows read.")
+    imported: int = Field(description="Rows stored.")
+    rejected: int = Field(description="Rows rejected.")
+    errors: list[dict[str, Any]] = Field(description="Per-row errors (line, field, message).")

@@ -1,0 +1,106 @@
+"""Schemas of the loyalty API: accounts, earn/burn/transfer, rewards and redemptions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountCreate(_In):
+    """Open a loyalty account for a customer."""
+
+    profile_id: int = Field(description="Customer profile id.")
+    member_number: str | None = Field(default=None, max_length=32, description="Card number.")
+
+
+class AccountPublic(BaseModel):
+    """A loyalty account."""
+
+    id: int = Field(description="Account id.")
+    profile_id: int = Field(description="Customer profile id.")
+    member_number: str = Field(description="Card number.")
+    tier: str = Field(description="Current tier.")
+    tier_period_end: datetime | None = Field(default=None, description="Next tier review.")
+    balance: int = Field(default=0, description="Unexpired points.")
+    tier_history: list[dict[str, Any]] = Field(default_factory=list, description="Tier changes.")
+
+
+class PointsChange(_In):
+    """Points to earn or burn."""
+
+    points: int = Field(description="Positive whole number of points.")
+    reason: str | None = Field(default=None, max_length=200, description="Reference shown.")
+
+
+class TransferCreate(_In):
+    """Move points between members."""
+
+    from_account_id: int = Field(description="Paying account.")
+    to_account_id: int = Field(description="Receiving account.")
+    points: int = Field(description="Positive whole number of points.")
+
+
+class MovementPublic(BaseModel):
+    """Result of earn, burn or transfer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    points: int = Field(description="Points moved.")
+    replayed: bool = Field(description="True for an idempotent retry (nothing moved again).")
+
+
+class EntryPublic(BaseModel):
+    """A ledger entry."""
+
+    id: int = Field(description="Entry id.")
+    kind: str = Field(description="earn, burn, expire, transfer_in/out, reversal, refund.")
+    points: int = Field(description="Signed points.")
+    qualifying: int = Field(description="Qualifying points for tiers.")
+    transaction_id: int | None = Field(description="Transaction, for earns and reversals.")
+    reference: str | None = Field(description="Reference.")
+    detail: dict[str, Any] = Field(description="Breakdown.")
+    occurred_at: datetime = Field(description="When.")
+
+
+class RewardCreate(_In):
+    """A catalogue item."""
+
+    code: str = Field(min_length=1, max_length=64, description="Unique code.")
+    name: str = Field(min_length=1, max_length=200, description="Display name.")
+    cost_points: int = Field(gt=0, description="Points it costs.")
+    stock: int = Field(ge=0, description="Units available.")
+
+
+class RewardPublic(BaseModel):
+    """A catalogue item."""
+
+    id: int = Field(description="Reward id.")
+    code: str = Field(description="Code.")
+    name: str = Field(description="Name.")
+    cost_points: int = Field(description="Cost.")
+    stock: int = Field(description="Units left.")
+    active: bool = Field(description="Redeemable.")
+
+
+class RedemptionCreate(_In):
+    """Reserve a reward for an account."""
+
+    account_id: int = Field(description="Account paying the points.")
+
+
+class RedemptionPublic(BaseModel):
+    """A redemption."""
+
+    id: int = Field(description="Redemption id.")
+    reward_id: int = Field(description="Reward.")
+    account_id: int = Field(description="Account.")
+    points: int = Field(description="Points paid.")
+    status: str = Field(description="reserved, fulfilled or cancelled.")
+    created_at: datetime = Field(description="When reserved.")
+    replayed: bool = Field(default=False, description="True for an idempotent retry.")

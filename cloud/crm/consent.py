@@ -1,0 +1,170 @@
+"""Consent and preferences per channel and purpose (GDPR/CCPA), with source, time and proof.
+
+E-mail marketing needs double opt-in: granting it leaves the consent `pending` with a one-time
+confirmation token (sent to the address by messaging) until `confirm` is called with it.
+Every change is appended to `crm_consent_events`, which refuses updates and deletes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+
+from cloud.crm.errors import CrmInvalidInputError, CrmNotFoundError
+from cloud.db.repositories import crm_consent as repo
+from cloud.db.repositories import crm_identity as id_repo
+
+Conn = psycopg.Connection[Any]
+
+
+class Channel(StrEnum):
+    """Channels a person can be contacted on."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    WHATSAPP = "whatsapp"
+    WECHAT = "wechat"
+    PHONE = "phone"
+    POST = "post"
+
+
+class Purpose(StrEnum):
+    """What the data or contact is used for."""
+
+    MARKETING = "marketing"
+    ANALYTICS = "analytics"
+    PROFILING = "profiling"
+    THIRD_PARTY_SHARING = "third_party_sharing"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def live_profile(conn: Conn, profile_id: int) -> int:
+    """The live id of a profile (following merges); CrmNotFoundError when unknown."""
+    live = id_repo.resolve_profile_id(conn, profile_id)
+    if live is None:
+        raise CrmNotFoundError(f"customer {profile_id} does not exist")
+    return live
+
+
+def set_consent(
+    conn: Conn,
+    *,
+    profile_id: int,
+    channel: str,
+    purpose: str,
+    granted: bool,
+    source: str,
+    actor: str,
+    proof: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Grant or withdraw consent; an e-mail grant starts double opt-in (status `pending`)."""
+    try:
+        ch, pu = Channel(channel), Purpose(purpose)
+    except ValueError as exc:
+        raise CrmInvalidInputError(
+            f"unknown channel/purpose {channel!r}/{purpose!r}; channels: "
+            f"{[c.value for c in Channel]}, purposes: {[p.value for p in Purpose]}"
+        ) from exc
+    if not source.strip():
+        raise CrmInvalidInputError("source is required (where the consent was collected)")
+    when = now or datetime.now(UTC)
+    pid = live_profile(conn, profile_id)
+    current = repo.lock_consent(conn, pid, ch.value, pu.value)
+    token: str | None = None
+    status = "granted" if granted else "denied"
+    if granted and ch is Channel.EMAIL and (current is None or current["status"] != "granted"):
+        status, token = "pending", secrets.token_urlsafe(24)
+    repo.upsert_consent(
+        conn,
+        profile_id=pid,
+        channel=ch.value,
+        purpose=pu.value,
+        status=status,
+        source=source,
+        proof=proof,
+        token_hash=_hash(token) if token else None,
+        when=when,
+    )
+    repo.append_event(
+        conn,
+        profile_id=pid,
+        channel=ch.value,
+        purpose=pu.value,
+        status=status,
+        source=source,
+        proof=proof,
+        actor=actor,
+        when=when,
+    )
+    out: dict[str, Any] = {
+        "profile_id": pid,
+        "channel": ch.value,
+        "purpose": pu.value,
+        "status": status,
+        "updated_at": when.isoformat(),
+    }
+    if token:
+        out["confirmation_token"] = token
+    return out
+
+
+def confirm(
+    conn: Conn, *, token: str, proof: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Complete double opt-in with the token sent to the address."""
+    when = now or datetime.now(UTC)
+    row = repo.by_token_hash(conn, _hash(token))
+    if row is None or row["status"] != "pending":
+        raise CrmNotFoundError("unknown or already used confirmation token")
+    pid, ch, pu = int(row["profile_id"]), row["channel"], row["purpose"]
+    repo.upsert_consent(
+        conn,
+        profile_id=pid,
+        channel=ch,
+        purpose=pu,
+        status="granted",
+        source="double_opt_in",
+        proof=proof or row["proof"],
+        token_hash=None,
+        when=when,
+    )
+    repo.append_event(
+        conn,
+        profile_id=pid,
+        channel=ch,
+        purpose=pu,
+        status="granted",
+        source="double_opt_in",
+        proof=proof,
+        actor="subject",
+        when=when,
+    )
+    return {
+        "profile_id": pid,
+        "channel": ch,
+        "purpose": pu,
+        "status": "granted",
+        "updated_at": when.isoformat(),
+    }
+
+
+def consents(conn: Conn, *, profile_id: int) -> list[dict[str, Any]]:
+    """Effective consents of a person (over every profile merged into it)."""
+    pid = live_profile(conn, profile_id)
+    return repo.consents_of(conn, id_repo.member_profile_ids(conn, pid))
+
+
+def audit_trail(conn: Conn, *, profile_id: int, limit: int = 200) -> list[dict[str, Any]]:
+    """Every consent change of a person, newest first."""
+    pid = live_profile(conn, profile_id)
+    return repo.events_of(conn, id_repo.member_profile_ids(conn, pid), limit)
