@@ -12,7 +12,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -243,24 +243,64 @@ def load_factory(spec: str) -> Any:
 
 
 def default_pipeline_factory(base_dir: Path) -> PipelineFactory:
-    """Builds edge.pipeline.CameraPipeline per camera (model paths relative to `base_dir`)."""
+    """Builds edge.pipeline pipelines per camera (model paths relative to `base_dir`)."""
     module = _vision_module("edge.pipeline")
 
     def make(config: EdgeConfig, camera: CameraConfig) -> CameraPipeline:
-        pipeline: CameraPipeline = module.CameraPipeline.from_config(
-            config, camera, base_dir=base_dir
-        )
+        pipeline: CameraPipeline = module.build_pipeline(config, camera.id, base_dir=base_dir)
         return pipeline
 
     return make
 
 
-def default_source_factory() -> SourceFactory:
-    """Opens edge.capture sources (file, RTSP/HTTP, USB) with their own reconnect."""
+class EpochSource:
+    """Adapts an edge.capture source to epoch timestamps; paces file playback to real time.
+
+    Live sources give monotonic time (plus `epoch_offset`); files give stream time from 0,
+    which the daemon maps onto the wall clock from the moment the file was opened, sleeping
+    so that a file behaves like a camera (windows then close on wall-clock boundaries).
+    """
+
+    def __init__(self, inner: Any, *, paced: bool) -> None:
+        self.inner = inner
+        self._paced = paced
+        self._stop = threading.Event()
+
+    @property
+    def dropped(self) -> int:
+        """Frames the source dropped (frame-rate cap, slow consumer)."""
+        return int(getattr(self.inner, "dropped", 0))
+
+    def stop(self) -> None:
+        """Stop the wrapped source."""
+        self._stop.set()
+        self.inner.stop()
+
+    def __iter__(self) -> Iterator[tuple[Any, float]]:
+        """Frames with epoch timestamps."""
+        offset = getattr(self.inner, "epoch_offset", None)
+        started = time.time()
+        for frame, t in self.inner:
+            if offset is not None:
+                yield frame, t + offset
+                continue
+            if self._paced and self._stop.wait(max(0.0, started + t - time.time())):
+                return
+            yield frame, started + t
+
+
+def default_source_factory(base_dir: Path | None = None) -> SourceFactory:
+    """Opens edge.capture sources (file, RTSP/HTTP, USB); file paths relative to `base_dir`."""
     module = _vision_module("edge.capture")
 
     def make(camera: CameraConfig) -> FrameSource:
-        source: FrameSource = module.open_source(camera)
-        return source
+        source = camera.source
+        is_file = not source.startswith(module.LIVE_PREFIXES)
+        if is_file and base_dir is not None and not Path(source).is_absolute():
+            source = str(base_dir / source)
+        inner = module.open_source(
+            source, max_fps=camera.max_fps, stall_timeout_s=camera.stall_timeout_s
+        )
+        return EpochSource(inner, paced=is_file)
 
     return make

@@ -56,6 +56,11 @@ class CameraPipeline(Protocol):
 SourceFactory = Callable[[CameraConfig], FrameSource]
 
 
+def _dropped(source: object) -> int:
+    value = getattr(source, "dropped", 0)
+    return value if isinstance(value, int) else 0
+
+
 def stat(stats: Any, *names: str) -> float:
     """The first of `names` present in a stats object or mapping, else 0."""
     for name in names:
@@ -90,6 +95,7 @@ class CameraWorker:
         self._source: FrameSource | None = None
         self._thread: threading.Thread | None = None
         self.frames = 0
+        self._dropped_closed = 0  # frames dropped by sources that have ended
         self.reconnects = 0
         self.connected = False
         self._fps_mark = (time.monotonic(), 0)
@@ -155,6 +161,7 @@ class CameraWorker:
             source.stop()
             with self._lock:
                 self._source = None
+                self._dropped_closed += _dropped(source)
 
     def _apply_pending(self) -> None:
         with self._lock:
@@ -168,6 +175,13 @@ class CameraWorker:
         if envelopes:
             self._sink(envelopes)
 
+    @property
+    def frames_dropped(self) -> int:
+        """Frames the camera's sources dropped (rate cap, slow pipeline) since start."""
+        with self._lock:
+            current = _dropped(self._source) if self._source is not None else 0
+            return self._dropped_closed + current
+
     def health(self) -> telemetry_pb2.CameraHealth:
         """CameraHealth with the frame rate since the previous call."""
         now, frames = time.monotonic(), self.frames
@@ -178,7 +192,7 @@ class CameraWorker:
             camera_id=self.camera.id,
             connected=self.connected,
             fps=(frames - before) / (now - then) if now > then else 0.0,
-            frames_dropped=int(stat(stats, "frames_dropped", "frames_skipped")),
+            frames_dropped=self.frames_dropped + int(stat(stats, "frames_dropped")),
             detector_latency_ms=stat(stats, "detector_latency_ms", "latency_ms"),
             reconnects=self.reconnects,
         )

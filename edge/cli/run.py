@@ -60,7 +60,9 @@ def run(
             pipeline_factory=load_factory(pipeline)
             if pipeline
             else default_pipeline_factory(config.parent),
-            source_factory=load_factory(source) if source else default_source_factory(),
+            source_factory=load_factory(source)
+            if source
+            else default_source_factory(config.parent),
             config_dir=config.parent,
             drain_timeout_s=drain_timeout,
         )

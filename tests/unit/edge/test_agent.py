@@ -27,6 +27,7 @@ def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
 class Ticker:
     def __init__(self) -> None:
         self._stop = threading.Event()
+        self.dropped = 2  # as if the frame-rate cap had dropped two frames
 
     def __iter__(self) -> Iterator[tuple[Any, float]]:
         while not self._stop.is_set():
@@ -52,7 +53,7 @@ class Pipeline:
         self.camera = camera
         self.frames = 0
         self.updates: list[CameraConfig] = []
-        self.stats = {"frames_skipped": 2, "detector_latency_ms": 4.5}
+        self.stats = {"frames_skipped": 5, "detector_latency_ms": 4.5}
 
     def _env(self, tag: str) -> telemetry_pb2.Envelope:
         env = telemetry_pb2.Envelope(camera_id=self.camera.id)
