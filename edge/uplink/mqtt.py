@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.config import DeviceIdentity, MqttConfig
-from edge.outbox import SqliteOutbox
+from edge.outbox import OutboxEntry, SqliteOutbox
 from edge.uplink.base import Backoff, UplinkError, UplinkStats
 from edge.uplink.topics import Topics
 from protos.mallpulse.v1 import telemetry_pb2
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 ConfigHandler = Callable[[bytes], None]
 _POLL_S = 0.05
 _REPEEK_S = 1.0  # look for entries written by other processes (e.g. a replay) this often
+_PREFETCH = 256  # entries read from the outbox per query
+# Deletions of acknowledged entries are batched: a crash before the batch commits only means
+# those entries are sent again (the cloud deduplicates), and batching keeps SQLite off the
+# hot path.
+_ACK_BATCH = 500
+_ACK_EVERY_S = 0.1
 
 
 def client_id_for(identity: DeviceIdentity) -> str:
@@ -112,7 +119,9 @@ class MqttUplink:
         self._client.on_message = self._handle_message
         self._pending: dict[int, int] = {}  # paho mid -> outbox sequence
         self._acked: list[int] = []
-        self._cursor = 0
+        self._acked_at = 0.0  # monotonic time of the last deletion batch
+        self._buffer: deque[OutboxEntry] = deque()  # read from the outbox, not yet published
+        self._cursor = 0  # highest sequence read into the buffer
         self._hold_until = 0.0  # after a refused PUBACK, wait before sending again
         self._connected = threading.Event()
         self._wake = threading.Event()
@@ -186,7 +195,7 @@ class MqttUplink:
         last_peek = 0.0
         while not self._stop.is_set():
             rc = self._client.loop(timeout=_POLL_S)
-            self._flush_acks()
+            self._flush_acks(force=rc != MQTTErrorCode.MQTT_ERR_SUCCESS)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 self._connected.clear()
                 log.warning("mqtt connection lost", extra={"rc": str(rc), "event": "disconnect"})
@@ -203,21 +212,33 @@ class MqttUplink:
         room = self.config.max_inflight - len(self._pending)
         if room <= 0 or time.monotonic() < self._hold_until:
             return True
-        entries = self.outbox.peek(after=self._cursor, limit=room)
-        for entry in entries:
+        more = bool(self._buffer)
+        if not self._buffer:
+            entries = self.outbox.peek(after=self._cursor, limit=max(room, _PREFETCH))
+            if entries:
+                self._buffer.extend(entries)
+                self._cursor = entries[-1].sequence
+            more = len(entries) == max(room, _PREFETCH)
+        while self._buffer and room > 0:
+            entry = self._buffer.popleft()
             info = self._client.publish(self.topics.of(entry.kind), entry.payload, qos=1)
             self._pending[info.mid] = entry.sequence
-            self._cursor = entry.sequence
             self.stats.sent += 1
-        return len(entries) == room
+            room -= 1
+        return more or bool(self._buffer)
 
-    def _flush_acks(self) -> None:
-        if self._acked:
+    def _flush_acks(self, *, force: bool = False) -> None:
+        if not self._acked:
+            return
+        now = time.monotonic()
+        due = now - self._acked_at >= _ACK_EVERY_S or len(self._acked) >= _ACK_BATCH
+        if force or due or not self._pending:
             acked, self._acked = self._acked, []
+            self._acked_at = now
             self.outbox.ack(acked)
 
     def _shutdown(self) -> None:
-        self._flush_acks()
+        self._flush_acks(force=True)
         if self.connected:
             info = self._client.publish(
                 self.topics.status,
@@ -229,7 +250,7 @@ class MqttUplink:
             while not info.is_published() and time.monotonic() < deadline:
                 if self._client.loop(timeout=_POLL_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
-            self._flush_acks()
+            self._flush_acks(force=True)
             self._client.disconnect()
         self._connected.clear()
 
@@ -274,6 +295,7 @@ class MqttUplink:
         if reason.is_failure:
             # The broker refused it (e.g. ACL): keep it and send it again from this sequence.
             self.stats.rejected += 1
+            self._buffer.clear()
             self._cursor = min(self._cursor, seq - 1)
             self._hold_until = time.monotonic() + self._backoff.next_delay()
             log.error(
