@@ -72,7 +72,7 @@ class CameraPipeline:
         self._last_tracks: list[Track] = []
         self._processed = self._skipped = self._detector_runs = 0
         self._detector_s = 0.0
-        self._fps = 0.0
+        self._dt: float | None = None
         self._last_wall: float | None = None
 
     def process(self, frame: Frame, t: float) -> list[pb.Envelope]:
@@ -105,9 +105,9 @@ class CameraPipeline:
     def _tick(self) -> None:
         self._processed += 1
         now = time.perf_counter()
-        if self._last_wall is not None and now > self._last_wall:
-            inst = 1.0 / (now - self._last_wall)
-            self._fps = inst if self._fps == 0 else self._fps + _FPS_SMOOTHING * (inst - self._fps)
+        if self._last_wall is not None:
+            dt = now - self._last_wall  # smooth the interval, not the rate: rates do not average
+            self._dt = dt if self._dt is None else self._dt + _FPS_SMOOTHING * (dt - self._dt)
         self._last_wall = now
 
     def _close_until(self, t: float) -> list[pb.Envelope]:
@@ -163,7 +163,7 @@ class CameraPipeline:
             frames_processed=self._processed,
             frames_skipped=self._skipped,
             detector_latency_ms=1000.0 * self._detector_s / runs if runs else 0.0,
-            fps=self._fps,
+            fps=1.0 / self._dt if self._dt else 0.0,
         )
 
     @property

@@ -75,6 +75,8 @@ class OnnxDetector:
         self._output_name = self._check_output(weights, len(names))
         w, h = self._size
         self._canvas = np.full((h, w, 3), manifest.pad_value, np.uint8)
+        self._placed = (w, h)
+        self._blob = np.empty((1, 3, h, w), np.float32)
         self._grids, self._strides = _yolox_grids(w, h, manifest.strides)
         self._checked_runtime_shape = False
 
@@ -108,18 +110,24 @@ class OnnxDetector:
         return str(out.name)
 
     def _letterbox(self, frame: Frame) -> tuple[float, npt.NDArray[np.float32]]:
+        """Resize into the top-left of the padded canvas and fill the reused NCHW blob."""
         w, h = self._size
         fh, fw = frame.shape[:2]
         ratio = min(w / fw, h / fh)
         nw, nh = round(fw * ratio), round(fh * ratio)
-        self._canvas[nh:, :] = self.manifest.pad_value
-        self._canvas[:nh, nw:] = self.manifest.pad_value
-        self._canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        if self.manifest.input_layout == "rgb_0_1":
-            blob = cv2.dnn.blobFromImage(self._canvas, 1.0 / 255.0, swapRB=True)
+        if (nw, nh) != self._placed:
+            self._canvas[:] = self.manifest.pad_value
+            self._placed = (nw, nh)
+        if nw == w:  # full-width rows are contiguous: resize straight into the canvas
+            cv2.resize(frame, (nw, nh), dst=self._canvas[:nh], interpolation=cv2.INTER_LINEAR)
         else:
-            blob = cv2.dnn.blobFromImage(self._canvas)
-        return ratio, np.asarray(blob, np.float32)
+            self._canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        if self.manifest.input_layout == "rgb_0_1":
+            np.copyto(self._blob[0], self._canvas[:, :, ::-1].transpose(2, 0, 1))
+            self._blob *= 1.0 / 255.0
+        else:
+            np.copyto(self._blob[0], self._canvas.transpose(2, 0, 1))
+        return ratio, self._blob
 
     def detect(self, frame: Frame) -> Detections:
         """Letterbox, run the network, decode, threshold and NMS; boxes in frame pixels."""

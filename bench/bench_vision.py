@@ -1,0 +1,265 @@
+"""Edge vision benchmark: bare detector vs full pipeline vs trackers+supervision, gating, memory.
+
+Run alone: `.venv/bin/python bench/bench_vision.py` (add --help for options). Variants run
+interleaved over several rounds and the best round counts, so a busy shared machine skews
+every variant alike; ratios are taken within the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge.config import DetectorConfig, parse_config  # noqa: E402
+from edge.detect import build_detector  # noqa: E402
+from edge.detect.onnx import OnnxDetector  # noqa: E402
+from edge.pipeline import CameraPipeline  # noqa: E402
+from edge.synthetic import Scene, Walker  # noqa: E402
+from edge.synthetic.scenarios import Path as WalkPath  # noqa: E402
+
+SHARED = Path(os.environ.get("MALLPULSE_SHARED", REPO.parent / "shared"))
+T0 = 1_767_225_600.0
+TRACKER = {"high_threshold": 0.3, "low_threshold": 0.15, "min_hits": 2, "lost_buffer_s": 1.5}
+CAMERA = {
+    "id": "concourse",
+    "source": "bench",
+    "max_fps": 120,
+    "lines": [{"id": "middle", "points": [[0.0, 0.5], [1.0, 0.5]], "in_direction": "right"}],
+    "zones": [{"id": "plaza", "polygon": [[0.05, 0.55], [0.45, 0.55], [0.45, 0.95], [0.05, 0.95]]}],
+    "shelves": [{"id": "kiosk", "polygon": [[0.6, 0.1], [0.9, 0.1], [0.9, 0.4], [0.6, 0.4]]}],
+}
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"missing shared asset: {path} (set MALLPULSE_SHARED)")
+    return path
+
+
+def load_frames(path: Path, limit: int) -> list[np.ndarray]:
+    """Decode up to `limit` frames into memory (decoding is not part of any variant)."""
+    cap = cv2.VideoCapture(str(_need(path)))
+    frames: list[np.ndarray] = []
+    while len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    return frames
+
+
+def detector_config(threads: int) -> DetectorConfig:
+    """YOLOX-Nano at 416 from the shipped manifest."""
+    return DetectorConfig(
+        kind="onnx",
+        manifest=REPO / "models" / "yolox_nano.yaml",
+        models_dir=SHARED / "models",
+        score_threshold=0.15,
+        threads=threads,
+    )
+
+
+def edge_config(threads: int, gating: bool) -> Any:
+    """Device config for the full pipeline."""
+    det = detector_config(threads).model_dump(mode="json")
+    det["motion_gating"] = {"enabled": gating}
+    return parse_config(
+        {
+            "device": {"device_id": "bench", "store_id": "bench"},
+            "cameras": [CAMERA],
+            "detector": det,
+            "tracker": TRACKER,
+            "uplink": {"transport": "none"},
+        }
+    )
+
+
+def timed(fn: Callable[[], None]) -> float:
+    """Seconds one call takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_bare(det: OnnxDetector, blobs: list[np.ndarray]) -> Callable[[], None]:
+    """(a) onnxruntime session.run alone on ready-made input tensors."""
+    name = det.session.get_inputs()[0].name
+
+    def go() -> None:
+        for blob in blobs:
+            det.session.run(None, {name: blob})
+
+    return go
+
+
+def run_detect(det: OnnxDetector, frames: list[np.ndarray]) -> Callable[[], None]:
+    """(a') detector.detect: letterbox + session + decoding + NMS."""
+
+    def go() -> None:
+        for frame in frames:
+            det.detect(frame)
+
+    return go
+
+
+def run_pipeline(
+    det: Any, frames: list[np.ndarray], threads: int, gating: bool, fps: float = 25.0
+) -> Callable[[], None]:
+    """(b) the full pipeline: gating, detector, ByteTracker, line/zone/shelf, windows."""
+    cfg = edge_config(threads, gating)
+
+    def go() -> None:
+        pipeline = CameraPipeline(cfg, "concourse", det)
+        for i, frame in enumerate(frames):
+            pipeline.process(frame, T0 + i / fps)
+        pipeline.flush(T0 + len(frames) / fps)
+        go.stats = pipeline.stats  # type: ignore[attr-defined]
+
+    return go
+
+
+def run_supervision(det: OnnxDetector, frames: list[np.ndarray]) -> Callable[[], None]:
+    """(c) the same detector into roboflow trackers' ByteTrackTracker and supervision LineZone."""
+    import supervision as sv
+    import trackers
+
+    h, w = frames[0].shape[:2]
+
+    def go() -> None:
+        tracker = trackers.ByteTrackTracker(
+            lost_track_buffer=38,
+            frame_rate=25.0,
+            track_activation_threshold=0.3,
+            minimum_consecutive_frames=2,
+            high_conf_det_threshold=0.3,
+        )
+        line = sv.LineZone(
+            start=sv.Point(0, h / 2),
+            end=sv.Point(w, h / 2),
+            triggering_anchors=[sv.Position.BOTTOM_CENTER],
+        )
+        for frame in frames:
+            d = det.detect(frame)
+            dets = sv.Detections(xyxy=d.xyxy, confidence=d.scores, class_id=d.class_ids)
+            line.trigger(tracker.update(dets))
+        go.counts = (line.in_count, line.out_count)  # type: ignore[attr-defined]
+
+    return go
+
+
+def interleaved(variants: dict[str, Callable[[], None]], rounds: int, n: int) -> dict[str, Any]:
+    """FPS per variant over `rounds` interleaved rounds: best and median."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(rounds):
+        for name, fn in variants.items():
+            times[name].append(timed(fn))
+            print(f"  round {r + 1}/{rounds} {name}: {n / times[name][-1]:.1f} fps", flush=True)
+    return {
+        k: {"best_fps": n / min(v), "median_fps": n / statistics.median(v)}
+        for k, v in times.items()
+    }
+
+
+def static_scene(seconds: float = 30.0) -> list[np.ndarray]:
+    """A mostly still synthetic scene: one shopper walks through for about 5 of 30 s."""
+    walker = Walker(1, WalkPath(10.0, 0.1, 0.75).walk((0.9, 0.75), speed=0.16).done())
+    scene = Scene([walker], width=1280, height=720, fps=15.0, duration=seconds)
+    return [frame for frame, _ in scene.frames()]
+
+
+def memory_run(det: Any, frames: list[np.ndarray], threads: int, minutes: int) -> list[float]:
+    """RSS (MB) after each simulated minute of a looped replay at the 10 fps camera cap."""
+    cfg = edge_config(threads, gating=True)
+    pipeline = CameraPipeline(cfg, "concourse", det)
+    proc = psutil.Process()
+    rss = []
+    fps = 10.0
+    for i in range(int(minutes * 60 * fps)):
+        pipeline.process(frames[(i * 5 // 2) % len(frames)], T0 + i / fps)  # 25 -> 10 fps
+        if (i + 1) % int(60 * fps) == 0:
+            rss.append(proc.memory_info().rss / 2**20)
+            print(
+                f"  minute {len(rss)}: rss {rss[-1]:.1f} MB, tracks held "
+                f"{len(pipeline.tracker)}, analytics states {pipeline.analytics.tracked}",  # type: ignore[arg-type]
+                flush=True,
+            )
+    return rss
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=341, help="concourse frames to use")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per variant")
+    ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    ap.add_argument("--memory-minutes", type=int, default=10, help="0 skips the memory run")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)  # leave the cores to onnxruntime
+    frames = load_frames(SHARED / "data" / "video" / "concourse.avi", args.frames)
+    n = len(frames)
+    det = build_detector(detector_config(args.threads))
+    assert isinstance(det, OnnxDetector)
+    blobs = [det._letterbox(f)[1].copy() for f in frames]
+    print(
+        f"concourse.avi: {n} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
+        f"YOLOX-Nano 416, {args.threads} threads, {os.cpu_count()} cpus"
+    )
+    sup = run_supervision(det, frames)
+    pipe = run_pipeline(det, frames, args.threads, gating=True)
+    res = interleaved(
+        {
+            "a_bare_session": run_bare(det, blobs),
+            "a_detect_letterbox_nms": run_detect(det, frames),
+            "b_pipeline": pipe,
+            "c_trackers_supervision": sup,
+        },
+        args.rounds,
+        n,
+    )
+    for k, v in res.items():
+        print(f"{k:26s} best {v['best_fps']:7.1f} fps   median {v['median_fps']:7.1f} fps")
+    b, a = res["b_pipeline"]["best_fps"], res["a_bare_session"]["best_fps"]
+    a1, c = res["a_detect_letterbox_nms"]["best_fps"], res["c_trackers_supervision"]["best_fps"]
+    print(f"ratio b/a (vs session alone)        {b / a:.3f}")
+    print(f"ratio b/a' (vs detector+letterbox)  {b / a1:.3f}")
+    print(f"ratio c/a                           {c / a:.3f}")
+    print(f"ratio b/c                           {b / c:.3f}")
+    print(f"counts: ours {pipe.stats}, trackers+LineZone in/out {sup.counts}")  # type: ignore[attr-defined]
+    still = static_scene()
+    still_blobs = [det._letterbox(f)[1].copy() for f in still]
+    gated = run_pipeline(det, still, args.threads, gating=True, fps=15.0)
+    res2 = interleaved(
+        {"a_bare_session": run_bare(det, still_blobs), "b_gated_pipeline": gated},
+        args.rounds,
+        len(still),
+    )
+    ratio = res2["b_gated_pipeline"]["best_fps"] / res2["a_bare_session"]["best_fps"]
+    print(
+        f"static scene ({len(still)} frames 1280x720): gated pipeline "
+        f"{res2['b_gated_pipeline']['best_fps']:.1f} fps vs bare session "
+        f"{res2['a_bare_session']['best_fps']:.1f} fps, ratio {ratio:.2f}, "
+        f"stats {gated.stats}"  # type: ignore[attr-defined]
+    )
+    if args.memory_minutes:
+        rss = memory_run(det, frames, args.threads, args.memory_minutes)
+        print(
+            f"memory: rss first minute {rss[0]:.1f} MB, last {rss[-1]:.1f} MB, "
+            f"peak {max(rss):.1f} MB, growth {rss[-1] - rss[0]:+.1f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()
