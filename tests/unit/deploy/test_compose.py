@@ -232,3 +232,27 @@ def test_the_cloud_image_builds_from_files_that_exist(services: dict[str, dict[s
     assert (context / build["dockerfile"]).resolve() == CLOUD_DOCKERFILE
     for name in ("migrate", "api", "ingest-1", "ingest-2", "worker", "beat"):
         assert services[name]["image"] == services["api"]["image"], "one image for all"
+
+
+def conf_directives(path: Path) -> list[tuple[str, str]]:
+    """(directive, value) pairs of a mosquitto.conf, comments dropped."""
+    pairs = []
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.strip().partition(" ")
+            pairs.append((key, value.strip()))
+    return pairs
+
+
+def test_the_mounted_mosquitto_conf_uses_the_mounted_paths() -> None:
+    conf = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+    assert conf.is_file(), f"broker config missing: {conf}"
+    directives = conf_directives(conf)
+    listeners = [value.split()[0] for key, value in directives if key == "listener"]
+    assert "8883" in listeners, "the compose stack publishes and probes a TLS listener on 8883"
+    for key, value in directives:
+        if key in {"cafile", "certfile", "keyfile"}:
+            assert value.startswith("/mosquitto/certs/"), f"{key} {value}: certs are mounted there"
+        if key in {"acl_file", "password_file"}:
+            assert value.startswith("/mosquitto/config/"), f"{key} {value}: deploy/mosquitto/"
+    assert {"cafile", "certfile", "keyfile"} <= {key for key, _ in directives}

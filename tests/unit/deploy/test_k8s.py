@@ -139,6 +139,12 @@ def test_ingest_replicas_keep_their_mqtt_client_id_across_restarts(
     assert ingest["spec"]["replicas"] >= 2
 
 
+def test_ingest_autoscaler_never_removes_replicas(base: list[Doc]) -> None:
+    """A shared-subscription member that leaves without unsubscribing strands its queue."""
+    hpa = of_kind(base, "HorizontalPodAutoscaler")["mallpulse-ingest"]
+    assert hpa["spec"]["behavior"]["scaleDown"]["selectPolicy"] == "Disabled"
+
+
 def test_the_migration_job_runs_migrate(base: list[Doc]) -> None:
     (job,) = of_kind(base, "Job").values()
     assert containers(job)[0]["command"] == ["mallpulse", "cloud", "migrate"]
