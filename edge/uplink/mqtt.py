@@ -102,6 +102,7 @@ class MqttUplink:
         self.identity = identity
         self.outbox = outbox
         self.topics = Topics(config.topic_prefix, identity.store_id, identity.device_id)
+        self._topic_of = {kind: self.topics.of(kind) for kind in ("window", "health")}
         self.stats = UplinkStats()
         self._backoff = backoff or Backoff()
         self._version = software_version
@@ -221,7 +222,8 @@ class MqttUplink:
             more = len(entries) == max(room, _PREFETCH)
         while self._buffer and room > 0:
             entry = self._buffer.popleft()
-            info = self._client.publish(self.topics.of(entry.kind), entry.payload, qos=1)
+            topic = self._topic_of.get(entry.kind) or self.topics.of(entry.kind)
+            info = self._client.publish(topic, entry.payload, qos=1)
             self._pending[info.mid] = entry.sequence
             self.stats.sent += 1
             room -= 1
