@@ -29,6 +29,7 @@ from edge.health import HealthCollector, models_from_manifests
 from edge.outbox import OutboxError, SqliteOutbox
 from edge.remote_config import RemoteConfig, load_saved, restart_sections
 from edge.uplink import Backoff, Uplink
+from edge.uplink.session import build_uplink, stamp
 from protos.mallpulse.v1 import telemetry_pb2
 
 log = logging.getLogger(__name__)
@@ -49,21 +50,6 @@ def software_version() -> str:
         return version("mallpulse")
     except PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-class NullUplink:
-    """transport: none: envelopes stay in the outbox (replays, air-gapped tests)."""
-
-    connected = False
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def notify(self) -> None:
-        """Nothing to wake."""
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Nothing to stop."""
 
 
 class Agent:
@@ -110,7 +96,7 @@ class Agent:
             config_version=lambda: self.remote_config.current.version,
         )
         self.store_errors = 0
-        self.uplink: Uplink = (uplink_factory or build_uplink)(self)
+        self.uplink: Uplink = (uplink_factory or _default_uplink)(self)
 
     @staticmethod
     def _models(config: EdgeConfig, config_dir: Path | None) -> list[telemetry_pb2.ModelVersion]:
@@ -123,12 +109,7 @@ class Agent:
 
     def store(self, envelopes: Envelopes) -> None:
         """Stamp identity into envelopes and store them durably, then wake the uplink."""
-        ident = self.config.device
-        for env in envelopes:
-            env.schema_version = env.schema_version or telemetry_pb2.SCHEMA_VERSION_1
-            env.device_id = env.device_id or ident.device_id
-            env.store_id = env.store_id or ident.store_id
-            env.sent_at.GetCurrentTime()
+        stamp(envelopes, self.config.device)
         try:
             self.outbox.put_many(envelopes)
         except OutboxError:
@@ -186,41 +167,14 @@ class Agent:
         log.info("agent stopped", extra={"outbox_depth": depth})
 
 
-def build_uplink(agent: Agent) -> Uplink:
-    """The uplink named by `uplink.transport`, wired to the outbox and remote config."""
-    cfg = agent.config.uplink
-    backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
-    if cfg.transport == "mqtt":
-        from edge.uplink.mqtt import MqttUplink
-
-        mqtt_uplink: MqttUplink | None = None
-
-        def on_config(payload: bytes) -> None:
-            reply = agent.handle_config(payload)
-            if reply is not None and mqtt_uplink is not None:
-                mqtt_uplink.publish_config_status(reply)
-
-        mqtt_uplink = MqttUplink(
-            cfg.mqtt,
-            agent.config.device,
-            agent.outbox,
-            backoff=backoff,
-            software_version=agent.version,
-            on_config=on_config,
-        )
-        return mqtt_uplink
-    if cfg.transport == "grpc":
-        from edge.uplink.grpc import GrpcUplink
-
-        return GrpcUplink(
-            cfg.grpc,
-            agent.config.device,
-            agent.outbox,
-            backoff=backoff,
-            on_config=agent.handle_config,
-            config_version=lambda: agent.remote_config.current.version,
-        )
-    return NullUplink()
+def _default_uplink(agent: Agent) -> Uplink:
+    return build_uplink(
+        agent.config,
+        agent.outbox,
+        software_version=agent.version,
+        on_config=agent.handle_config,
+        config_version=lambda: agent.remote_config.current.version,
+    )
 
 
 def _vision_module(name: str) -> Any:

@@ -23,11 +23,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.config import DeviceIdentity, MqttConfig
+from edge.config import DeviceIdentity, EdgeConfig, MqttConfig
 from edge.health import HealthCollector
 from edge.outbox import SqliteOutbox
 from edge.uplink import Backoff
 from edge.uplink.mqtt import MqttUplink
+from edge.uplink.session import UplinkSession
 from protos.mallpulse.v1 import telemetry_pb2
 
 pytestmark = pytest.mark.integration
@@ -286,3 +287,33 @@ def statuses(collector: Collector) -> list[telemetry_pb2.DeviceStatus]:
     with collector.lock:
         msgs = list(collector.messages)
     return [telemetry_pb2.DeviceStatus.FromString(p) for t, p, _ in msgs if t.endswith("/status")]
+
+
+def test_uplink_session_for_replays_stores_sends_and_drains(
+    broker: Broker, tmp_path: Path, prefix: str
+) -> None:
+    collector = Collector(broker.port, prefix)
+    wait_until(collector.client.is_connected, what="collector")
+    time.sleep(0.2)
+    config = EdgeConfig.model_validate(
+        {
+            "device": IDENT.model_dump(),
+            "cameras": [{"id": "c1", "source": "video.mp4"}],
+            "uplink": {"mqtt": {"port": broker.port, "topic_prefix": prefix}},
+            "outbox": {"path": str(tmp_path / "outbox.db")},
+        }
+    )
+    try:
+        with UplinkSession(config, drain_timeout_s=10) as session:
+            bare = [telemetry_pb2.Envelope(camera_id="c1", window={}) for _ in range(12)]
+            assert session.store(bare) == list(range(1, 13))
+        wait_until(lambda: len(collector.first_seen_sequences()) == 12, what="replayed windows")
+    finally:
+        collector.close()
+    envs = collector.envelopes()
+    assert {(e.device_id, e.store_id, e.schema_version) for e in envs} == {
+        (IDENT.device_id, IDENT.store_id, 1)
+    }
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    assert outbox.stats().depth == 0
+    outbox.close()
