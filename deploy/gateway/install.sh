@@ -13,6 +13,7 @@ SOURCE="$REPO_DIR"
 CONFIG=""
 MODELS_FROM=""
 PYTHON=""
+WHEELS=""
 DO_VENV=1
 DO_START=1
 RUN_USER=mallpulse
@@ -38,6 +39,9 @@ Options:
   --models-from DIR   folder with the model weights (*.onnx) named by the manifests
   --source PATH       project folder or wheel to install (default: $REPO_DIR)
   --python BIN        Python 3.11+ interpreter for the venv (default: found or installed)
+  --wheels DIR        install offline from this wheelhouse (pip --no-index --find-links);
+                      build it on a machine of the same architecture with:
+                      pip wheel -w DIR -c requirements/ci.txt ".[edge]" setuptools wheel
   --unit FILE         systemd unit to install (default: deploy/systemd/$SERVICE.service)
   --prefix DIR        install below DIR instead of / (staging, images, tests): no apt, no
                       user, no chown, no systemctl
@@ -67,6 +71,7 @@ parse_args() {
       --models-from) MODELS_FROM="${2:?--models-from needs a folder}"; shift 2 ;;
       --source) SOURCE="${2:?--source needs a path}"; shift 2 ;;
       --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
+      --wheels) WHEELS="${2:?--wheels needs a folder}"; shift 2 ;;
       --unit) UNIT="${2:?--unit needs a file}"; shift 2 ;;
       --prefix) PREFIX="${2:?--prefix needs a folder}"; shift 2 ;;
       --no-venv) DO_VENV=0; shift ;;
@@ -91,6 +96,7 @@ preflight() {
   [[ -z $CONFIG || -f $CONFIG ]] || die "--config: no such file: $CONFIG"
   [[ -z $MODELS_FROM || -d $MODELS_FROM ]] || die "--models-from: no such folder: $MODELS_FROM"
   [[ -e $SOURCE ]] || die "--source: no such file or folder: $SOURCE"
+  [[ -z $WHEELS || -d $WHEELS ]] || die "--wheels: no such folder: $WHEELS"
   [[ -f $UNIT ]] || die "systemd unit missing: $UNIT"
   if [[ $SYSTEM == 1 && $DRY_RUN == 0 && $EUID -ne 0 ]]; then
     die "run as root (sudo), or try --dry-run / --prefix DIR"
@@ -183,11 +189,12 @@ install_venv() {
     [[ $DRY_RUN == 1 ]] || die "no Python 3.11+ found; install python3.11 or pass --python"
     PYTHON=python3.11
   fi
-  local spec="${SOURCE}[edge]" constraints=()
-  [[ -f $SOURCE/requirements/ci.txt ]] && constraints=(-c "$SOURCE/requirements/ci.txt")
+  local spec="${SOURCE}[edge]" options=()
+  [[ -f $SOURCE/requirements/ci.txt ]] && options+=(-c "$SOURCE/requirements/ci.txt")
+  [[ -n $WHEELS ]] && options+=(--no-index --find-links "$WHEELS")
   [[ -x $OPT/venv/bin/python ]] || run "$PYTHON" -m venv "$OPT/venv"
-  run "$OPT/venv/bin/python" -m pip install -q --upgrade pip
-  run "$OPT/venv/bin/python" -m pip install -q --upgrade "${constraints[@]}" "$spec"
+  [[ -n $WHEELS ]] || run "$OPT/venv/bin/python" -m pip install -q --upgrade pip
+  run "$OPT/venv/bin/python" -m pip install -q --upgrade "${options[@]}" "$spec"
 }
 
 install_models() {

@@ -104,6 +104,15 @@ def test_dry_run_of_a_real_install_plans_user_service_and_start(unit: Path) -> N
     assert "install -d -m 0750 -o mallpulse -g mallpulse /var/lib/mallpulse" in out
 
 
+def test_offline_install_uses_only_the_wheelhouse(tmp_path: Path, unit: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    result = install("--dry-run", "--prefix", tmp_path / "root", "--unit", unit, "--wheels", wheels)
+    assert result.returncode == 0, result.stderr
+    (pip,) = [line for line in result.stdout.splitlines() if "pip install" in line]
+    assert f"--no-index --find-links {wheels}" in pip and pip.endswith("[edge]")
+
+
 def test_dry_run_finds_the_projects_systemd_unit() -> None:
     assert PROJECT_UNIT.is_file(), f"systemd unit missing: {PROJECT_UNIT}"
     result = install("--dry-run", "--prefix", "/nonexistent/stage", unprivileged=True)
@@ -159,6 +168,7 @@ def test_second_run_is_idempotent_and_keeps_a_local_config(
         (["--bogus"], "unknown option: --bogus"),
         (["--config", "/nonexistent/edge.yaml"], "no such file: /nonexistent/edge.yaml"),
         (["--models-from", "/nonexistent/models"], "no such folder: /nonexistent/models"),
+        (["--wheels", "/nonexistent/wheels"], "no such folder: /nonexistent/wheels"),
         (["--unit", "/nonexistent/x.service"], "systemd unit missing: /nonexistent/x.service"),
     ],
 )

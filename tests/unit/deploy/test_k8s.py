@@ -214,6 +214,38 @@ def test_disruption_budgets_and_services_select_real_pods() -> None:
     assert set(of_kind(docs, "PodDisruptionBudget")) >= SCALED
 
 
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels and `In` expressions) selects these labels."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    return all(
+        e["operator"] == "In" and labels.get(e["key"]) in e["values"]
+        for e in selector.get("matchExpressions", [])
+    )
+
+
+def test_network_policies_open_only_the_api_and_grpc_ports(base: list[Doc]) -> None:
+    pods = [
+        w["spec"]["template"]["metadata"]["labels"]
+        for w in base
+        if w["kind"] in {"Deployment", "StatefulSet", "Job"}
+    ]
+    open_ports: dict[str, set[int]] = {}
+    for policy in of_kind(base, "NetworkPolicy").values():
+        chosen = [p for p in pods if selects(policy["spec"]["podSelector"], p)]
+        assert chosen, f"{policy['metadata']['name']} selects no pod"
+        ports = {q["port"] for rule in policy["spec"].get("ingress", []) for q in rule["ports"]}
+        for labels in chosen:
+            open_ports.setdefault(labels["app.kubernetes.io/component"], set()).update(ports)
+    assert open_ports == {
+        "api": {8000},
+        "ingest": {50051},
+        "worker": set(),
+        "beat": set(),
+        "migrate": set(),
+    }
+
+
 def test_config_map_holds_real_settings_and_no_secrets(base: list[Doc]) -> None:
     config = of_kind(base, "ConfigMap")["mallpulse-config"]["data"]
     fields = set(Settings.model_fields)
