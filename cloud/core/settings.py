@@ -61,6 +61,33 @@ class Settings(BaseSettings):
         default="INFO", description="Log level."
     )
     log_format: Literal["json", "text"] = Field(default="json", description="Log format.")
+    ml_churn_horizon_days: float = Field(
+        default=182.0, gt=0, description="Churn = no purchase within this many days."
+    )
+    ml_churn_snapshot_days: float = Field(
+        default=28.0, gt=0, description="Days between churn observations of an idle customer."
+    )
+    ml_churn_max_idle_snapshots: int = Field(
+        default=6, ge=0, description="Most observations of a customer after their last purchase."
+    )
+    ml_churn_learning_rate: float = Field(
+        default=0.005, gt=0, description="SGD learning rate of the online churn model."
+    )
+    ml_churn_reset_on_drift: bool = Field(
+        default=False, description="Reset the churn model when ADWIN detects drift."
+    )
+    ml_consume_batch: int = Field(
+        default=5000, ge=1, description="Source rows per churn learning transaction."
+    )
+    ml_consume_interval_s: float = Field(
+        default=5.0, gt=0, description="Beat interval of the churn learning task."
+    )
+    ml_score_interval_s: float = Field(
+        default=3600.0, gt=0, description="Beat interval of scoring all customers."
+    )
+    ml_clv_horizon_weeks: float = Field(
+        default=52.0, gt=0, description="Horizon of expected purchases and CLV, in weeks."
+    )
     crm_phone_region: str = Field(
         default="US",
         min_length=2,

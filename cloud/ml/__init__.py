@@ -1,0 +1,1 @@
+"""Predictive analytics: online churn (river), CLV (BG/NBD, Gamma-Gamma), health, footfall."""

@@ -1,0 +1,206 @@
+"""Exactly-once learning from the CRM's tables: one batch per database transaction.
+
+A batch loads the model (version v) and its watermarks, reads the next source rows, validates them
+(invalid rows go to `ml_rejected_events` and never reach the model), applies the valid ones to the
+customer states and the model, then writes states, the new watermarks and model version v+1 in
+the same transaction. If another process saved first, the version check fails and everything of
+this batch rolls back: a row is learnt once or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from cloud.core.logging import request_id_var
+from cloud.db.repositories import ml_customers as cust_repo
+from cloud.db.repositories import ml_models as model_repo
+from cloud.ml.churn.engine import ChurnConfig, ChurnEngine, InMemoryCustomerStore, next_due
+from cloud.ml.churn.features import CustomerState
+from cloud.ml.churn.model import ChurnModel
+from cloud.ml.churn.sources import (
+    CrmTouchpointSource,
+    CrmTransactionSource,
+    EventSource,
+    SourcedEvent,
+)
+from cloud.ml.churn.store import CHURN_MODEL, LoadedModel, load_model, save_model
+from cloud.ml.errors import InvalidEventError
+from cloud.ml.events import validate
+
+log = logging.getLogger(__name__)
+Conn = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one consume call did."""
+
+    read: int
+    applied: int
+    rejected: int
+    skipped: int
+    samples_seen: int
+    version: int | None
+    busy: bool = False
+
+
+def default_sources() -> list[EventSource]:
+    """The CRM transactions and touchpoints."""
+    return [CrmTransactionSource(), CrmTouchpointSource()]
+
+
+def consume_batch(
+    conn: Conn,
+    *,
+    config: ChurnConfig,
+    new_model: ChurnModel,
+    sources: Sequence[EventSource] | None = None,
+    limit: int = 5000,
+    name: str = CHURN_MODEL,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Consume up to `limit` rows per source in one transaction (see the module docstring)."""
+    token = request_id_var.set(request_id_var.get() or f"churn-{uuid.uuid4().hex[:12]}")
+    try:
+        with conn.transaction():
+            got = conn.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtext(%s))", (f"ml:{name}",)
+            ).fetchone()
+            if not got or not got[0]:
+                return BatchResult(0, 0, 0, 0, 0, None, busy=True)
+            loaded = load_model(conn, name, create=new_model)
+            return _consume(conn, loaded, config, sources or default_sources(), limit, name, now)
+    finally:
+        request_id_var.reset(token)
+
+
+def _read(
+    conn: Conn, loaded: LoadedModel, sources: Sequence[EventSource], limit: int
+) -> list[SourcedEvent]:
+    rows: list[SourcedEvent] = []
+    for src in sources:
+        got = src.fetch(conn, after_id=loaded.watermarks.get(src.name, 0), limit=limit)
+        if got:
+            loaded.watermarks[src.name] = max(r.row_id for r in got)
+        rows.extend(got)
+    return rows
+
+
+def _consume(
+    conn: Conn,
+    loaded: LoadedModel,
+    config: ChurnConfig,
+    sources: Sequence[EventSource],
+    limit: int,
+    name: str,
+    now: datetime | None,
+) -> BatchResult:
+    rows = _read(conn, loaded, sources, limit)
+    if not rows:
+        return BatchResult(0, 0, 0, 0, loaded.model.samples_seen, loaded.version)
+    valid: list[SourcedEvent] = []
+    rejected = skipped = 0
+    for row in rows:
+        if row.event is None:
+            skipped += 1
+            continue
+        try:
+            if row.error:
+                raise InvalidEventError(f"{row.event.source_id}: {row.error}")
+            validate(row.event, now=now or datetime.now(UTC))
+        except InvalidEventError as exc:
+            model_repo.reject_event(
+                conn,
+                source=row.source,
+                source_id=str(row.row_id),
+                reason=exc.detail,
+                payload=row.payload,
+            )
+            log.warning("event rejected", extra={"source": row.source, "reason": exc.detail})
+            rejected += 1
+            continue
+        valid.append(row)
+    valid.sort(key=lambda r: (r.event.occurred_at if r.event else datetime.min, r.row_id))
+    engine = _engine_for(conn, loaded.model, config, valid, name)
+    for row in valid:
+        assert row.event is not None
+        engine.apply(row.event)
+    _write_back(conn, engine, name)
+    version = save_model(conn, loaded, name)
+    _record_drift(conn, engine, name, version)
+    log.info(
+        "churn batch learnt",
+        extra={
+            "read": len(rows),
+            "applied": len(valid),
+            "rejected": rejected,
+            "version": version,
+            "samples_seen": loaded.model.samples_seen,
+        },
+    )
+    return BatchResult(len(rows), len(valid), rejected, skipped, loaded.model.samples_seen, version)
+
+
+def _engine_for(
+    conn: Conn, model: ChurnModel, config: ChurnConfig, rows: Sequence[SourcedEvent], name: str
+) -> ChurnEngine:
+    """An engine whose in-memory store holds the batch's customers and every customer due."""
+    ids = sorted({r.event.customer_id for r in rows if r.event})
+    upto = max((r.event.occurred_at.timestamp() for r in rows if r.event), default=model.clock)
+    raw = cust_repo.load_states(conn, name, ids) + cust_repo.load_due(conn, name, upto, ids)
+    states = (CustomerState.from_json(d) for d in raw)
+    store = InMemoryCustomerStore((s, next_due(s, config)) for s in states)
+    return ChurnEngine(model, store, config)
+
+
+def _write_back(conn: Conn, engine: ChurnEngine, name: str) -> None:
+    store = engine.store
+    assert isinstance(store, InMemoryCustomerStore)
+    rows = []
+    for cid in sorted(store.dirty):
+        state = store.states[cid]
+        rows.append((cid, state.home_store, state.to_json(), engine.next_due(state)))
+    cust_repo.save_states(conn, name, rows)
+
+
+def _record_drift(conn: Conn, engine: ChurnEngine, name: str, version: int) -> None:
+    for event in engine.drift_events:
+        model_repo.add_drift_event(
+            conn,
+            model=name,
+            version=version,
+            sample=event.sample,
+            clock=datetime.fromtimestamp(event.clock, UTC) if event.clock else None,
+            error_before=event.error_before,
+            reset=event.reset,
+        )
+        log.warning("churn drift detected", extra={"sample": event.sample, "reset": event.reset})
+
+
+def consume_all(
+    conn: Conn,
+    *,
+    config: ChurnConfig,
+    new_model: ChurnModel,
+    sources: Sequence[EventSource] | None = None,
+    limit: int = 5000,
+    max_batches: int = 1000,
+    name: str = CHURN_MODEL,
+) -> list[BatchResult]:
+    """Consume batches until the sources are drained (or `max_batches`)."""
+    results = []
+    for _ in range(max_batches):
+        res = consume_batch(
+            conn, config=config, new_model=new_model, sources=sources, limit=limit, name=name
+        )
+        results.append(res)
+        if res.busy or res.read == 0:
+            break
+    return results
