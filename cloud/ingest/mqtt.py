@@ -70,6 +70,7 @@ class MqttIngest:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
         self._client = self._build()
 
     def _build(self) -> mqtt.Client:
@@ -87,6 +88,7 @@ class MqttIngest:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         return client
 
@@ -129,10 +131,19 @@ class MqttIngest:
         self.connected.set()
         log.info("mqtt ingest connected", extra={"client_id": self.config.client_id})
 
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, _mid: int, codes: list[ReasonCode], _p: object
+    ) -> None:
+        if any(code.is_failure for code in codes):
+            log.error("mqtt subscription refused", extra={"codes": [str(c) for c in codes]})
+            return
+        self.subscribed.set()
+
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         log.warning("mqtt ingest disconnected", extra={"reason": str(rc)})
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
