@@ -25,6 +25,11 @@ class ShelfCounter:
             if visit.dwell_s >= self.config.min_dwell_s:
                 self._dwell.add(visit.dwell_s)
 
+    @property
+    def pending(self) -> int:
+        """Interactions counted so far in the open window."""
+        return self._dwell.n
+
     def take_window(self) -> ShelfStats:
         """The window's interactions; counting restarts."""
         stats = ShelfStats(self.config.id, self._dwell.n, self._dwell)

@@ -43,31 +43,43 @@ class Annotator:
         h, w = img.shape[:2]
         scale = np.array([w, h], np.float64)
         cam = self.pipeline.camera
-        for zone in cam.zones:
-            pts = (np.array(zone.polygon) * scale).astype(np.int32)
-            cv2.polylines(img, [pts], True, _ZONE, 2)
-            occ = self.pipeline.analytics.zones[zone.id].presence.inside_count
-            cv2.putText(img, f"{zone.id}: {occ}", tuple(pts[0]), 0, 0.6, _ZONE, 2)
-        for shelf in cam.shelves:
-            pts = (np.array(shelf.polygon) * scale).astype(np.int32)
-            cv2.polylines(img, [pts], True, _SHELF, 2)
-            n = self._interactions[shelf.id] + self.pipeline.analytics.shelves[shelf.id]._dwell.n
-            cv2.putText(img, f"{shelf.id}: {n}", tuple(pts[0]), 0, 0.6, _SHELF, 2)
+        for poly_id, polygon, colour in [(z.id, z.polygon, _ZONE) for z in cam.zones] + [
+            (s.id, s.polygon, _SHELF) for s in cam.shelves
+        ]:
+            pts = (np.array(polygon) * scale).astype(np.int32)
+            cv2.polylines(img, [pts], True, colour, 2)
+            cv2.putText(img, poly_id, (int(pts[0][0]) + 4, int(pts[0][1]) + 18), 0, 0.55, colour, 2)
         for line in cam.lines:
             (x1, y1), (x2, y2) = (np.array(line.points) * scale).astype(int).tolist()
             cv2.line(img, (x1, y1), (x2, y2), _LINE, 2)
-            live = self.pipeline.analytics.lines[line.id].stats
-            text = (
-                f"{line.id} in {self._closed_in[line.id] + live.in_count} "
-                f"out {self._closed_out[line.id] + live.out_count}"
-            )
-            cv2.putText(img, text, (x1 + 4, y1 - 8), 0, 0.6, _LINE, 2)
+            cv2.putText(img, line.id, (x1 + 4, y1 - 6), 0, 0.55, _LINE, 2)
         for tr in self.pipeline.tracks:
             p1, p2 = (int(tr.x1), int(tr.y1)), (int(tr.x2), int(tr.y2))
             cv2.rectangle(img, p1, p2, (0, 255, 0), 2)
             cv2.putText(img, str(tr.id), (p1[0], p1[1] - 4), 0, 0.5, (0, 255, 0), 2)
             cv2.circle(img, (int(tr.anchor[0]), int(tr.anchor[1])), 3, (0, 0, 255), -1)
+        self._panel(img)
         self._write(img)
+
+    def _panel(self, img: Frame) -> None:
+        """Running counts in a dark box at the top left."""
+        an = self.pipeline.analytics
+        rows: list[tuple[str, tuple[int, int, int]]] = []
+        for lid, counter in an.lines.items():
+            n_in = self._closed_in[lid] + counter.stats.in_count
+            n_out = self._closed_out[lid] + counter.stats.out_count
+            rows.append((f"{lid}: in {n_in}  out {n_out}", _LINE))
+        for zid, zone in an.zones.items():
+            rows.append((f"{zid}: {zone.presence.inside_count} inside", _ZONE))
+        for sid, shelf in an.shelves.items():
+            rows.append((f"{sid}: {self._interactions[sid] + shelf.pending} interactions", _SHELF))
+        rows.append((f"tracks: {len(self.pipeline.tracks)}", (0, 255, 0)))
+        height = 10 + 24 * len(rows)
+        width = 20 + 11 * max(len(text) for text, _ in rows)
+        box = img[:height, :width]
+        box[:] = (box * 0.35).astype(np.uint8)
+        for i, (text, colour) in enumerate(rows):
+            cv2.putText(img, text, (10, 26 + 24 * i), 0, 0.6, colour, 2)
 
     def _write(self, img: Frame) -> None:
         if self._writer is None:
