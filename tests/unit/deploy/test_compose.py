@@ -198,6 +198,30 @@ def test_cloud_variables_are_real_settings(services: dict[str, dict[str, Any]]) 
             assert key.removeprefix("MALLPULSE_").lower() in fields, f"{service}: unknown {key}"
 
 
+def interpolate(value: str) -> str:
+    """A value as compose would expand it, with required secrets set to a sample secret."""
+
+    def expand(match: re.Match[str]) -> str:
+        body = match.group(0)[2:-1]
+        if ":-" in body:
+            return body.split(":-", 1)[1]
+        return "0" * 64 if ":?" in body else ""
+
+    return re.sub(r"\$\{[^}]*\}", expand, value)
+
+
+@pytest.mark.parametrize("name", ["migrate", "api", "ingest-1", "worker", "beat"])
+def test_the_environment_of_each_cloud_process_is_valid_settings(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    env = services[name]["environment"]
+    values = {k.removeprefix("MALLPULSE_").lower(): interpolate(str(v)) for k, v in env.items()}
+    settings = Settings(**values)
+    assert settings.database_url.startswith("postgresql://mallpulse:")
+    assert settings.mqtt_ca_file and settings.mqtt_port == 8883
+    assert settings.jwt_secret is not None
+
+
 def test_cloud_processes_run_unprivileged_and_read_only(
     services: dict[str, dict[str, Any]],
 ) -> None:

@@ -255,6 +255,34 @@ def test_config_map_holds_real_settings_and_no_secrets(base: list[Doc]) -> None:
     assert config["MALLPULSE_MQTT_SHARE_GROUP"]
 
 
+def test_config_map_plus_the_documented_secret_is_valid_settings(base: list[Doc]) -> None:
+    config = of_kind(base, "ConfigMap")["mallpulse-config"]["data"]
+    secret = {  # the keys docs/operations.md tells operators to put into mallpulse-secrets
+        "MALLPULSE_DATABASE_URL": "postgresql://mallpulse:pw@db:5432/mallpulse",
+        "MALLPULSE_REDIS_URL": "redis://:pw@redis:6379/0",
+        "MALLPULSE_CELERY_BROKER_URL": "redis://:pw@redis:6379/1",
+        "MALLPULSE_MQTT_PASSWORD": "pw",
+        "MALLPULSE_JWT_SECRET": "0" * 64,
+    }
+    guide = (REPO / "docs" / "operations.md").read_text()
+    assert all(f"--from-literal={key}=" in guide for key in secret)
+    env = {**config, **secret}
+    settings = Settings(**{k.removeprefix("MALLPULSE_").lower(): v for k, v in env.items()})
+    assert settings.grpc_bind == "0.0.0.0:50051" and settings.api_host == "0.0.0.0"
+    assert settings.mqtt_ca_file == "/etc/mallpulse/mqtt/ca.crt"
+
+
+def test_mqtt_clients_mount_the_ca_where_the_settings_point(
+    base: list[Doc], deployments: dict[str, Doc]
+) -> None:
+    ca_file = Path(of_kind(base, "ConfigMap")["mallpulse-config"]["data"]["MALLPULSE_MQTT_CA_FILE"])
+    for name in ("mallpulse-api", "mallpulse-ingest", "mallpulse-worker"):
+        pod = deployments[name]["spec"]["template"]["spec"]
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        volume = {v["name"]: v for v in pod["volumes"]}[mounts[str(ca_file.parent)]]
+        assert volume["secret"]["secretName"] == "mallpulse-mqtt-ca", name
+
+
 def test_cloud_pods_read_the_config_map_and_the_secret(base: list[Doc]) -> None:
     kinds = ("Deployment", "StatefulSet", "Job")
     for workload in (w for kind in kinds for w in of_kind(base, kind).values()):
