@@ -161,7 +161,7 @@ def median_of(label: str, repeat: int, run: object) -> float:
     """Run `run()` `repeat` times, printing progress; returns the median seconds."""
     times = []
     for k in range(repeat):
-        t = run()  # type: ignore[operator]
+        t = float(run())  # type: ignore[operator]
         times.append(t)
         print(f"  {label} run {k + 1}/{repeat}: {t:.3f} s", file=sys.stderr, flush=True)
     return statistics.median(times)
@@ -196,13 +196,16 @@ def main() -> None:
             return drain(ob, mqtt_uplink(ob, host, port, prefix), wait_connect=True)
 
         # Interleaved (baseline, uplink, baseline, ...) so load from elsewhere hits both alike.
-        pairs = [
-            (
-                median_of("bare paho", 1, lambda: bare_paho(host, port, payloads, topic)),
-                median_of("outbox->mqtt", 1, uplink_run),
+        pairs = []
+        for k in range(args.repeat):
+            b = bare_paho(host, port, payloads, topic)
+            u = uplink_run()
+            pairs.append((b, u))
+            print(
+                f"  pair {k + 1}/{args.repeat}: bare paho {b:.3f} s, outbox->mqtt {u:.3f} s",
+                file=sys.stderr,
+                flush=True,
             )
-            for _ in range(args.repeat)
-        ]
         base = statistics.median(b for b, _ in pairs)
         up = statistics.median(u for _, u in pairs)
         backlog = [window_envelope(f"cam{c}", i) for i in range(60) for c in range(4)]

@@ -114,7 +114,7 @@ class Collector:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
-            self.envelopes.append(telemetry_pb2.Envelope.FromString(msg.payload))
+            self.envelopes.append(telemetry_pb2.Envelope.FromString(bytes(msg.payload)))
 
     def unique(self) -> list[telemetry_pb2.Envelope]:
         with self.lock:

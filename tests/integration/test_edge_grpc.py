@@ -86,6 +86,9 @@ class ConfigService(config_pb2_grpc.DeviceConfigServiceServicer):
                 sent += 1
             time.sleep(0.02)
 
+    def GetConfig(self, request: Any, context: Any) -> config_pb2.DeviceConfig:
+        return self.docs[-1] if self.docs else config_pb2.DeviceConfig()
+
     def ReportStatus(self, request: Any, context: Any) -> config_pb2.ConfigStatusAck:
         self.statuses.append(request)
         return config_pb2.ConfigStatusAck()

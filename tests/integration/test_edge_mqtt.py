@@ -112,7 +112,7 @@ class Collector:
         self.client.reconnect_delay_set(1, 1)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.loop_start()
@@ -271,7 +271,7 @@ def test_status_online_and_last_will_offline(broker: Broker, tmp_path: Path, pre
         assert statuses(collector)[-1].online is True
         # An unclean end (socket dropped without DISCONNECT) makes the broker send the will.
         sock = uplink._client.socket()  # the raw TCP socket paho uses
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
         sock.shutdown(socket.SHUT_RDWR)
         wait_until(lambda: any(not s.online for s in statuses(collector)), what="last will")
         wait_until(lambda: statuses(collector)[-1].online, what="online again after reconnect")
@@ -305,7 +305,10 @@ def test_uplink_session_for_replays_stores_sends_and_drains(
     )
     try:
         with UplinkSession(config, drain_timeout_s=10) as session:
-            bare = [telemetry_pb2.Envelope(camera_id="c1", window={}) for _ in range(12)]
+            bare = [
+                telemetry_pb2.Envelope(camera_id="c1", window=telemetry_pb2.WindowReport())
+                for _ in range(12)
+            ]
             assert session.store(bare) == list(range(1, 13))
         wait_until(lambda: len(collector.first_seen_sequences()) == 12, what="replayed windows")
     finally:

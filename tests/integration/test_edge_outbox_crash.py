@@ -56,7 +56,7 @@ def test_sigkill_while_writing_keeps_every_committed_entry(
     )
     time.sleep(kill_after_s)
     proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(10)
+    out, _ = proc.communicate(timeout=10)
     put: set[int] = set()
     acked: set[int] = set()
     for line in out.decode().splitlines():
@@ -77,6 +77,9 @@ def test_sigkill_while_writing_keeps_every_committed_entry(
         for entry in outbox.peek(limit=10**7):
             assert telemetry_pb2.Envelope.FromString(entry.payload).sequence == entry.sequence
         # Numbering continues after the crash; nothing is reused.
-        assert outbox.put(telemetry_pb2.Envelope(window={})) == stats.last_sequence + 1
+        assert (
+            outbox.put(telemetry_pb2.Envelope(window=telemetry_pb2.WindowReport()))
+            == stats.last_sequence + 1
+        )
     finally:
         outbox.close()

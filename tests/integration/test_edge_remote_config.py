@@ -110,7 +110,7 @@ class Cloud:
                 if msg.payload:
                     self.verdicts.append(json.loads(msg.payload))
             else:
-                self.windows.append(telemetry_pb2.Envelope.FromString(msg.payload))
+                self.windows.append(telemetry_pb2.Envelope.FromString(bytes(msg.payload)))
 
     def push(self, payload: bytes) -> dict[str, Any]:
         """Publish a retained config document and wait for the device's verdict."""

@@ -60,7 +60,7 @@ def test_mqtt_tls_with_missing_files_names_the_field(tmp_path: Path) -> None:
 
 
 def test_mqtt_client_gets_credentials_and_window() -> None:
-    cfg = MqttConfig(username="u", password="p", max_inflight=7)  # type: ignore[arg-type]
+    cfg = MqttConfig(username="u", password="p", max_inflight=7)
     client = build_client(cfg, "cid")
     assert client.max_inflight_messages == 7
     assert client.username == "u"
