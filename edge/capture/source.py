@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,6 +83,7 @@ class FileSource:
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
         self._cap_rate = _RateCap(max_fps)
         self._stop = threading.Event()
+        self.epoch_offset = time.time()  # stream position + this = wall-clock epoch seconds
 
     def __iter__(self) -> Iterator[tuple[Frame, float]]:
         """Frames with stream timestamps (monotonic; frame count / fps where the stream lies)."""

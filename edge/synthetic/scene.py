@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -132,6 +133,22 @@ class Scene:
         """Rendered frames and their timestamps."""
         for t in self.times:
             yield self.render(float(t)), float(t)
+
+    def write_video(self, path: str | Path) -> Path:
+        """Render the whole scene into a video file (MJPG .avi or mp4v .mp4)."""
+        target = Path(path)
+        codec = "mp4v" if target.suffix.lower() == ".mp4" else "MJPG"
+        writer = cv2.VideoWriter(
+            str(target), cv2.VideoWriter.fourcc(*codec), self.fps, (self.width, self.height)
+        )
+        if not writer.isOpened():
+            raise OSError(f"cannot write video {target}")
+        try:
+            for frame, _ in self.frames():
+                writer.write(frame)
+        finally:
+            writer.release()
+        return target
 
     def true_visits(
         self, walker_id: int, polygon: Sequence[Sequence[float]], step: float = 0.001

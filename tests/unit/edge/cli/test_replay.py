@@ -15,13 +15,7 @@ from mallpulse.cli import app
 
 def _write_scene(path: Path) -> dict:  # type: ignore[type-arg]
     scenario = walkthrough_scenario()
-    scene = scenario.scene
-    writer = cv2.VideoWriter(
-        str(path), cv2.VideoWriter.fourcc(*"MJPG"), scene.fps, (scene.width, scene.height)
-    )
-    for frame, _ in scene.frames():
-        writer.write(frame)
-    writer.release()
+    scenario.scene.write_video(path)
     return scenario.camera | {"source": str(path), "max_fps": 30}
 
 
