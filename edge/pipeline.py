@@ -138,7 +138,7 @@ class CameraPipeline:
     def flush(self, t: float) -> list[pb.Envelope]:
         """Shutdown: end every track, close windows up to `t` and the open one, ending at `t`."""
         closed = self._close_until(t)
-        ended = self.tracker.flush() if isinstance(self.tracker, ByteTracker) else []
+        ended = self.tracker.flush()
         self._last_tracks = []
         self.analytics.update(FrameTracks(t, np.zeros(0, np.int64), np.zeros((0, 2)), tuple(ended)))
         if self.demographics is not None:

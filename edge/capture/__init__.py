@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.capture.live import LiveSource
-from edge.capture.source import CaptureError, FileSource, FrameSource, VideoReader, _open_cv
+from edge.capture.source import CaptureError, FileSource, FrameSource, VideoReader, open_cv_capture
 
 LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "usb:")
 
@@ -18,7 +18,7 @@ def open_source(
         if source.startswith("usb:") and not source[4:].isdigit():
             raise CaptureError(f"camera source '{source}': expected 'usb:N' with N a number")
         return LiveSource(
-            lambda: _open_cv(source, stall_timeout_s),
+            lambda: open_cv_capture(source, stall_timeout_s),
             name=source.split("@")[-1],
             max_fps=max_fps,
             stall_timeout_s=stall_timeout_s,

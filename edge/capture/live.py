@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.capture.source import VideoReader, _RateCap
+from edge.capture.source import RateCap, VideoReader
 from edge.detect.types import Frame
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class LiveSource:
         self.reconnects = 0
         self.stalls = 0
         self.connected = False
-        self._rate = _RateCap(max_fps)
+        self._rate = RateCap(max_fps)
         self._stop = threading.Event()
 
     @property

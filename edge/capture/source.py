@@ -54,13 +54,16 @@ class FrameSource(Protocol):
         ...
 
 
-class _RateCap:
+class RateCap:
+    """Drops frames that come sooner than 1 / max_fps after the last kept one (stream time)."""
+
     def __init__(self, max_fps: float | None) -> None:
         self.period = 1.0 / max_fps if max_fps else 0.0
         self.last: float | None = None
         self.dropped = 0
 
     def admit(self, t: float) -> bool:
+        """Whether a frame at time t is kept."""
         # a small tolerance keeps 25 fps -> 12.5 fps caps from dropping every other kept frame
         if self.last is not None and t - self.last < self.period * 0.95:
             self.dropped += 1
@@ -81,7 +84,7 @@ class FileSource:
             raise CaptureError(f"video file {self.path} cannot be opened (not a video?)")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
-        self._cap_rate = _RateCap(max_fps)
+        self._cap_rate = RateCap(max_fps)
         self._stop = threading.Event()
         self.epoch_offset = time.time()  # stream position + this = wall-clock epoch seconds
 
@@ -119,7 +122,8 @@ class FileSource:
         self._stop.set()
 
 
-def _open_cv(source: str, timeout_s: float) -> VideoReader:
+def open_cv_capture(source: str, timeout_s: float) -> VideoReader:
+    """An OpenCV capture for a URL (FFmpeg, open/read timeouts) or 'usb:N'."""
     ms = int(timeout_s * 1000)
     if source.startswith("usb:"):
         return cv2.VideoCapture(int(source[4:]))

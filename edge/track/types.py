@@ -40,3 +40,7 @@ class Tracker(Protocol):
     def update(self, detections: Detections, t: float) -> TrackUpdate:
         """Advance one frame at time `t` (seconds) with this frame's detections."""
         ...
+
+    def flush(self) -> list[int]:
+        """End every confirmed track (shutdown); returns their ids."""
+        ...

@@ -89,3 +89,26 @@ def test_replay_of_an_unreadable_video_fails_cleanly(tmp_path: Path) -> None:
 def test_replay_help() -> None:
     result = CliRunner().invoke(app, ["edge", "replay", "--help"])
     assert result.exit_code == 0 and "--annotate" in result.output
+
+
+def test_replay_refuses_weights_that_do_not_match_the_manifest(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "yolox_nano.onnx").write_bytes(b"tampered")
+    video = walkthrough_scenario().scene.write_video(tmp_path / "v.avi")
+    config = tmp_path / "device.yaml"
+    manifest = Path(__file__).resolve().parents[4] / "models" / "yolox_nano.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "device": {"device_id": "gw-1", "store_id": "s-1"},
+                "cameras": [{"id": "c", "source": str(video)}],
+                "detector": {"kind": "onnx", "manifest": str(manifest), "models_dir": "weights"},
+            }
+        )
+    )
+    result = CliRunner().invoke(
+        app, ["edge", "replay", str(video), "--config", str(config), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "refusing to load it" in result.output and "yolox_nano.onnx" in result.output
