@@ -1,8 +1,9 @@
-"""The TLS recipe in docs/operations.md yields certificates that verify for every broker name,
-and the compose broker healthcheck tells a listening port from a closed one."""
+"""The TLS recipe in docs/operations.md yields certificates that verify for every broker name;
+the broker and beat health checks tell a healthy process from a dead one."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -107,3 +108,27 @@ def test_broker_healthcheck_sees_a_listening_port_and_not_a_closed_one() -> None
         port = listener.getsockname()[1]
         assert subprocess.run(broker_healthcheck(port), timeout=10).returncode == 0
     assert subprocess.run(broker_healthcheck(port), timeout=10).returncode != 0
+
+
+def beat_checks() -> list[str]:
+    """The beat liveness commands of compose and Kubernetes."""
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    kind, from_compose = compose["services"]["beat"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    manifest = yaml.safe_load((REPO / "deploy" / "k8s" / "base" / "beat.yaml").read_text())
+    probe = manifest["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["exec"]
+    assert probe["command"][:2] == ["sh", "-c"]
+    return [from_compose, probe["command"][2]]
+
+
+@pytest.mark.parametrize("check", beat_checks(), ids=["compose", "k8s"])
+def test_beat_check_wants_a_recently_written_schedule(tmp_path: Path, check: str) -> None:
+    assert "find /tmp " in check
+    command = ["sh", "-c", check.replace("find /tmp ", f"find {tmp_path} ")]
+    assert subprocess.run(command, timeout=10).returncode != 0, "no schedule file yet"
+    schedule = tmp_path / "celerybeat-schedule.db"
+    schedule.write_bytes(b"")
+    assert subprocess.run(command, timeout=10).returncode == 0, "fresh schedule file"
+    stale = schedule.stat().st_mtime - 11 * 60
+    os.utime(schedule, (stale, stale))
+    assert subprocess.run(command, timeout=10).returncode != 0, "beat stopped writing"
