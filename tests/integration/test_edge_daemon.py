@@ -128,8 +128,8 @@ class Collector:
         return out
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 def clear_retained(host: str, port: int, topic: str) -> None:
@@ -138,8 +138,8 @@ def clear_retained(host: str, port: int, topic: str) -> None:
     client.connect(host, port)
     client.loop_start()
     client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
 
 
 @pytest.fixture

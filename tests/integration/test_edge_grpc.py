@@ -55,9 +55,16 @@ class Ingest(ingest_pb2_grpc.TelemetryIngestServicer):
         self.stored: dict[tuple[str, int], telemetry_pb2.Envelope] = {}
         self.lock = threading.Lock()
         self.reject_camera = "reject-me"
+        self.silent_streams = 0  # this many streams get no Ack at all (a stuck server)
+        self.streams = 0
 
     def StreamEnvelopes(self, request_iterator: Any, context: Any) -> Iterator[ingest_pb2.Ack]:
+        with self.lock:
+            self.streams += 1
+            silent = self.streams <= self.silent_streams
         for env in request_iterator:
+            if silent:
+                continue
             key = (env.device_id, env.sequence)
             with self.lock:
                 self.received.append(key)
@@ -175,6 +182,25 @@ def test_server_down_then_back_every_envelope_arrives_once(server: Server, tmp_p
         if seq not in first_seen:
             first_seen.append(seq)
     assert first_seen == list(range(1, 81))
+    assert uplink.stats.connects >= 2
+
+
+def test_missing_acks_hit_the_deadline_and_the_stream_is_restarted(
+    server: Server, tmp_path: Path
+) -> None:
+    server.ingest.silent_streams = 1
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    outbox.put_many([window(i) for i in range(10)])
+    cfg = GrpcConfig(target=f"127.0.0.1:{server.port}", deadline_s=0.5, keepalive_s=5)
+    uplink = GrpcUplink(cfg, IDENT, outbox, backoff=Backoff(0.05, 0.3), window=8)
+    uplink.start()
+    try:
+        wait_until(lambda: outbox.stats().depth == 0, what="drain on the second stream")
+    finally:
+        uplink.stop()
+        outbox.close()
+    assert server.ingest.streams >= 2
+    assert sorted(seq for _, seq in server.ingest.stored) == list(range(1, 11))
     assert uplink.stats.connects >= 2
 
 

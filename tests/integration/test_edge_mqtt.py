@@ -138,8 +138,8 @@ class Collector:
         return out
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 def window(i: int) -> telemetry_pb2.Envelope:

@@ -136,8 +136,8 @@ class Cloud:
     def close(self) -> None:
         for kind in ("config", "config/status", "status"):
             self.client.publish(f"{self.base}/{kind}", b"", qos=1, retain=True).wait_for_publish(5)
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture
