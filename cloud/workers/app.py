@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 
 TASK_MODULES: list[str] = []
+TASK_MODULES.append("cloud.workers.ml_tasks")
 
 _BROKER = os.environ.get("MALLPULSE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 

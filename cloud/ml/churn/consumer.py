@@ -49,6 +49,7 @@ class BatchResult:
     samples_seen: int
     version: int | None
     busy: bool = False
+    customers: tuple[str, ...] = ()
 
 
 def default_sources() -> list[EventSource]:
@@ -145,7 +146,11 @@ def _consume(
             "samples_seen": loaded.model.samples_seen,
         },
     )
-    return BatchResult(len(rows), len(valid), rejected, skipped, loaded.model.samples_seen, version)
+    touched = tuple(sorted({r.event.customer_id for r in valid if r.event}))
+    samples = loaded.model.samples_seen
+    return BatchResult(
+        len(rows), len(valid), rejected, skipped, samples, version, customers=touched
+    )
 
 
 def _engine_for(
