@@ -64,9 +64,11 @@ class Agent:
         uplink_factory: UplinkFactory | None = None,
         config_dir: Path | None = None,
         drain_timeout_s: float = 5.0,
+        use_saved_config: bool = True,
     ) -> None:
         state_path = config.outbox.path.with_name("remote-config.json")
-        config = load_saved(state_path, config)
+        if use_saved_config:
+            config = load_saved(state_path, config)
         self.config = config
         self.version = software_version()
         self.drain_timeout_s = drain_timeout_s
@@ -145,8 +147,22 @@ class Agent:
         while not stop.wait(min(1.0, max(0.0, next_health - time.monotonic()))):
             if time.monotonic() >= next_health:
                 next_health += interval
-                self.store([self.health.envelope()])
+                self._report_health()
         self.shutdown()
+
+    def _depth(self) -> int | None:
+        try:
+            return self.outbox.stats().depth
+        except OutboxError:
+            return None
+
+    def _report_health(self) -> None:
+        try:
+            envelope = self.health.envelope()
+        except OutboxError:  # the outbox cannot even be read: say so, keep the cameras running
+            log.exception("health sample failed")
+            return
+        self.store([envelope])
 
     def shutdown(self) -> None:
         """Stop cameras (flushing open windows), drain briefly, stop the uplink, close."""
@@ -158,11 +174,11 @@ class Agent:
                 log.error("camera thread did not stop", extra={"camera_id": worker.camera.id})
         deadline = time.monotonic() + self.drain_timeout_s
         while self.uplink.connected and time.monotonic() < deadline:
-            if self.outbox.stats().depth == 0:
+            if self._depth() == 0:
                 break
             time.sleep(0.05)
         self.uplink.stop()
-        depth = self.outbox.stats().depth
+        depth = self._depth()
         self.outbox.close()
         log.info("agent stopped", extra={"outbox_depth": depth})
 

@@ -140,7 +140,10 @@ class CameraWorker:
                 self.connected = False
             if not self._stop.is_set():
                 self._stop.wait(self._backoff.next_delay())
-        self._emit(self.pipeline.flush(self._clock()))
+        try:
+            self._emit(self.pipeline.flush(self._clock()))
+        except Exception:  # log it; the other cameras still flush
+            log.exception("flushing the open window failed", extra={"camera_id": self.camera.id})
 
     def _stream_once(self) -> None:
         source = self._source_factory(self.camera)

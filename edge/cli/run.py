@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from edge.agent import Agent
+    from edge.config import EdgeConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -35,14 +41,7 @@ def run(
     import signal
     import threading
 
-    from edge.agent import (
-        Agent,
-        default_pipeline_factory,
-        default_source_factory,
-        load_factory,
-    )
     from edge.config import ConfigError, load_config
-    from edge.errors import EdgeError
     from edge.logging import configure_logging
 
     try:
@@ -54,19 +53,39 @@ def run(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    try:
-        agent = Agent(
+    agent = _build_agent(cfg, config, pipeline, source, drain_timeout)
+    agent.run(stop)
+
+
+def _build_agent(
+    cfg: EdgeConfig, path: Path, pipeline: str | None, source: str | None, drain_timeout: float
+) -> Agent:
+    """The agent from the config; exits with status 1 and a message when it cannot start."""
+    from edge.agent import Agent, default_pipeline_factory, default_source_factory, load_factory
+    from edge.errors import EdgeError
+
+    def build(use_saved: bool) -> Agent:
+        return Agent(
             cfg,
             pipeline_factory=load_factory(pipeline)
             if pipeline
-            else default_pipeline_factory(config.parent),
-            source_factory=load_factory(source)
-            if source
-            else default_source_factory(config.parent),
-            config_dir=config.parent,
+            else default_pipeline_factory(path.parent),
+            source_factory=load_factory(source) if source else default_source_factory(path.parent),
+            config_dir=path.parent,
             drain_timeout_s=drain_timeout,
+            use_saved_config=use_saved,
         )
+
+    try:
+        return build(use_saved=True)
+    except EdgeError as exc:
+        # A remotely pushed config that cannot start (say, it names a missing model) must not
+        # lock the gateway in a restart loop: try the local file once more.
+        logging.getLogger("edge.cli").error(
+            "cannot start (%s); retrying with the local config", exc
+        )
+    try:
+        return build(use_saved=False)
     except EdgeError as exc:
         typer.echo(f"ERROR {exc}", err=True)
         raise typer.Exit(1) from exc
-    agent.run(stop)

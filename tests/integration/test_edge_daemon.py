@@ -251,3 +251,26 @@ def test_sigterm_flushes_the_open_window_and_logs_json(
 
 def _is_flush(env: telemetry_pb2.Envelope) -> bool:
     return [line.line_id for line in env.window.lines] == ["flushed"]
+
+
+def test_invalid_config_exits_2_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "device: {device_id: gw, store_id: st}\ncameras: [{id: c, source: x, max_fps: -1}]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "mallpulse", "edge", "run", "--config", str(bad)],
+        capture_output=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "cameras[0].max_fps" in proc.stderr.decode()
+
+
+def test_unloadable_pipeline_exits_1_with_a_message(daemon_env: dict[str, Any]) -> None:
+    cmd = [sys.executable, "-m", "mallpulse", "edge", "run", "--config", str(daemon_env["config"])]
+    cmd += ["--pipeline", "no_such_module:factory", "--source", "daemon_fakes:source_factory"]
+    proc = subprocess.run(cmd, capture_output=True, env=daemon_env["env"], cwd=REPO, timeout=60)
+    assert proc.returncode == 1
+    assert "ERROR cannot load 'no_such_module:factory'" in proc.stderr.decode()
