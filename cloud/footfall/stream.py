@@ -48,14 +48,18 @@ def _fetch(pool: ConnectionPool, store_id: str, after: int) -> list[tuple[int, A
 async def event_stream(
     dsn: str, pool: ConnectionPool, store_id: str, after: int
 ) -> AsyncIterator[ServerSentEvent]:
-    """Yield `footfall` events with id > `after` as they are committed, until disconnect."""
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        yield ServerSentEvent(comment="connected", retry=2000)
-        while True:
-            for event_id, body in await run_in_threadpool(_fetch, pool, store_id, after):
-                after = event_id
-                yield ServerSentEvent(data=json.dumps(body), event="footfall", id=str(event_id))
-            async for note in conn.notifies(timeout=_POLL_S):
-                if note.payload.partition(":")[0] == store_id:
-                    break
+    """Yield `footfall` events with id > `after` as they are committed, until disconnect; a lost
+    database connection ends the stream (the client reconnects with Last-Event-ID)."""
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            yield ServerSentEvent(comment="connected", retry=2000)
+            while True:
+                for event_id, body in await run_in_threadpool(_fetch, pool, store_id, after):
+                    after = event_id
+                    yield ServerSentEvent(data=json.dumps(body), event="footfall", id=str(event_id))
+                async for note in conn.notifies(timeout=_POLL_S):
+                    if note.payload.partition(":")[0] == store_id:
+                        break
+    except psycopg.OperationalError as exc:
+        log.warning("event stream lost its database connection", extra={"error": str(exc)})

@@ -10,6 +10,7 @@ from sse_starlette import EventSourceResponse
 
 from cloud.api.deps import ConnDep, PoolDep, ViewerDep
 from cloud.api.schemas import footfall as s
+from cloud.api.schemas.footfall_fleet import StoreId
 from cloud.footfall import service
 from cloud.footfall.stream import event_stream, open_stream
 
@@ -26,7 +27,7 @@ ToQ = Annotated[
 
 
 @router.get("/footfall/live", summary="What is happening in the store now")
-def live(store_id: str, conn: ConnDep, principal: ViewerDep) -> s.LiveFootfall:
+def live(store_id: StoreId, conn: ConnDep, principal: ViewerDep) -> s.LiveFootfall:
     """Occupancy per zone, today's in/out per entrance, queues and devices online."""
     principal.require_store(store_id)
     return service.live_footfall(conn, store_id=store_id)
@@ -39,7 +40,7 @@ def live(store_id: str, conn: ConnDep, principal: ViewerDep) -> s.LiveFootfall:
     responses={200: {"content": {"text/event-stream": {}}, "description": "Event stream."}},
 )
 async def stream(
-    store_id: str,
+    store_id: StoreId,
     request: Request,
     pool: PoolDep,
     principal: ViewerDep,
@@ -56,7 +57,7 @@ async def stream(
 
 @router.get("/footfall", summary="Footfall history in the store's calendar")
 def history(
-    store_id: str,
+    store_id: StoreId,
     conn: ConnDep,
     principal: ViewerDep,
     start: FromQ = None,
@@ -70,7 +71,7 @@ def history(
 
 @router.get("/engagement", summary="Shelf interactions and dwell by shelf and zone")
 def engagement(
-    store_id: str, conn: ConnDep, principal: ViewerDep, start: FromQ = None, end: ToQ = None
+    store_id: StoreId, conn: ConnDep, principal: ViewerDep, start: FromQ = None, end: ToQ = None
 ) -> s.EngagementReport:
     """Interactions and average dwell per shelf; visits and dwell per zone (default today)."""
     principal.require_store(store_id)
@@ -79,7 +80,7 @@ def engagement(
 
 @router.get("/demographics", summary="Visitors by age band and gender")
 def demographics(
-    store_id: str, conn: ConnDep, principal: ViewerDep, start: FromQ = None, end: ToQ = None
+    store_id: StoreId, conn: ConnDep, principal: ViewerDep, start: FromQ = None, end: ToQ = None
 ) -> s.DemographicsReport:
     """Aggregate demographics over a range (default today)."""
     principal.require_store(store_id)

@@ -10,6 +10,7 @@ from cloud.api.schemas.footfall_fleet import (
     DeviceCredential,
     DevicePublic,
     StoreCreate,
+    StoreId,
     StorePublic,
 )
 from cloud.core.errors import NotFoundError
@@ -34,7 +35,7 @@ def list_stores(conn: ConnDep, principal: ViewerDep) -> list[StorePublic]:
 
 
 @router.get("/{store_id}", summary="One store")
-def get_store(store_id: str, conn: ConnDep, principal: ViewerDep) -> StorePublic:
+def get_store(store_id: StoreId, conn: ConnDep, principal: ViewerDep) -> StorePublic:
     """A store the caller may see."""
     principal.require_store(store_id)
     row = repo.get_store(conn, store_id)
@@ -49,7 +50,7 @@ def get_store(store_id: str, conn: ConnDep, principal: ViewerDep) -> StorePublic
     summary="Register a device and get its credential (shown once)",
 )
 def create_device(
-    store_id: str, body: DeviceCreate, conn: ConnDep, _admin: AdminDep
+    store_id: StoreId, body: DeviceCreate, conn: ConnDep, _admin: AdminDep
 ) -> DeviceCredential:
     """Register a device of a store (admin only); the secret is returned once."""
     credential = repo.create_device(conn, store_id=store_id, device_id=body.id, name=body.name)
@@ -64,7 +65,7 @@ def create_device(
 
 
 @router.get("/{store_id}/devices", summary="Devices of a store and their presence")
-def list_devices(store_id: str, conn: ConnDep, principal: ViewerDep) -> list[DevicePublic]:
+def list_devices(store_id: StoreId, conn: ConnDep, principal: ViewerDep) -> list[DevicePublic]:
     """The store's devices, online or not."""
     principal.require_store(store_id)
     return [

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_TEXT = r"^[^\x00-\x1f\x7f]*$"  # printable: no NUL or control characters
+
+
+#: A store id in a path: validated so that odd input is a 422, never a database error.
+StoreId = Annotated[str, Path(pattern=_ID, description="Store id.")]
 
 
 class StoreCreate(BaseModel):
@@ -16,8 +23,10 @@ class StoreCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=_ID, description="Store id (letters, digits, _ . -).")
-    name: str = Field(min_length=1, max_length=200, description="Display name.")
-    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Berlin.")
+    name: str = Field(min_length=1, max_length=200, pattern=_TEXT, description="Display name.")
+    timezone: str = Field(
+        default="UTC", max_length=64, description="IANA time zone, e.g. Europe/Berlin."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -43,7 +52,7 @@ class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=_ID, description="Device id, as in the device's config.")
-    name: str = Field(default="", max_length=200, description="A label.")
+    name: str = Field(default="", max_length=200, pattern=_TEXT, description="A label.")
 
 
 class DevicePublic(BaseModel):

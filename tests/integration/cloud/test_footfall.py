@@ -197,3 +197,11 @@ def test_store_and_device_registration(client: TestClient, token_for: Any) -> No
     assert denied.status_code == 403
     orphan = client.post("/v1/stores/nope-nope/devices", json={"id": "zz9"}, headers=admin)
     assert orphan.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/v1/customers", "/v1/chain/live"])
+def test_device_token_cannot_call_the_crm(client: TestClient, token_for: Any, path: str) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert path in paths, f"{path} is not served by this app"
+    res = client.get(path, headers=token_for(Role.DEVICE))
+    assert res.status_code == 403 and res.json()["type"].endswith("/forbidden")
