@@ -116,16 +116,22 @@ def run_detect(det: OnnxDetector, frames: list[np.ndarray]) -> Callable[[], None
 
 
 def run_pipeline(
-    det: Any, frames: list[np.ndarray], threads: int, gating: bool, fps: float = 25.0
+    det: Any,
+    frames: list[np.ndarray],
+    threads: int,
+    gating: bool,
+    fps: float = 25.0,
+    pipelined: bool = False,
 ) -> Callable[[], None]:
     """(b) the full pipeline: gating, detector, ByteTracker, line/zone/shelf, windows."""
     cfg = edge_config(threads, gating)
 
     def go() -> None:
-        pipeline = CameraPipeline(cfg, "concourse", det)
+        pipeline = CameraPipeline(cfg, "concourse", det, pipelined=pipelined)
         for i, frame in enumerate(frames):
             pipeline.process(frame, T0 + i / fps)
         pipeline.flush(T0 + len(frames) / fps)
+        pipeline.close()
         go.stats = pipeline.stats  # type: ignore[attr-defined]
 
     return go
@@ -224,6 +230,7 @@ def main() -> None:
             "a_bare_session": run_bare(det, blobs),
             "a_detect_letterbox_nms": run_detect(det, frames),
             "b_pipeline": pipe,
+            "b_pipeline_pipelined": run_pipeline(det, frames, args.threads, True, pipelined=True),
             "c_trackers_supervision": sup,
         },
         args.rounds,
@@ -237,6 +244,9 @@ def main() -> None:
     print(f"ratio b/a' (vs detector+letterbox)  {b / a1:.3f}")
     print(f"ratio c/a                           {c / a:.3f}")
     print(f"ratio b/c                           {b / c:.3f}")
+    bp = res["b_pipeline_pipelined"]["best_fps"]
+    print(f"ratio b_pipelined/a                 {bp / a:.3f}")
+    print(f"ratio b_pipelined/c                 {bp / c:.3f}")
     print(f"counts: ours {pipe.stats}, trackers+LineZone in/out {sup.counts}")  # type: ignore[attr-defined]
     still = static_scene()
     still_blobs = [det._letterbox(f)[1].copy() for f in still]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from edge.analytics.demographics import DemographicsStage, OnnxAgeGender, YuNetF
 from edge.analytics.types import FrameTracks
 from edge.config import CameraConfig, EdgeConfig
 from edge.detect import (
+    Detections,
     Detector,
     Frame,
     MotionDetector,
@@ -51,6 +53,7 @@ class CameraPipeline:
         *,
         tracker: Tracker | None = None,
         demographics: DemographicsStage | None = None,
+        pipelined: bool = False,
     ) -> None:
         self.config = config
         self.camera = config.camera(camera_id)
@@ -74,11 +77,36 @@ class CameraPipeline:
         self._detector_s = 0.0
         self._dt: float | None = None
         self._last_wall: float | None = None
+        # pipelined: frame n is detected on a worker thread (onnxruntime releases the GIL) while
+        # frame n-1 is tracked and analysed here; results lag one frame
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="detect") if pipelined else None
+        self._pending: tuple[Future[Detections | None], Frame, float] | None = None
 
     def process(self, frame: Frame, t: float) -> list[pb.Envelope]:
-        """Process one frame taken at epoch time `t`; returns envelopes of windows that closed."""
+        """Process one frame taken at epoch time `t`; returns envelopes of windows that closed.
+
+        In pipelined mode the frame is analysed during the next call (or `flush`).
+        """
+        if self._worker is None:
+            return self._analyse(frame, t, self._detect(frame, t))
+        closed = self._drain()
+        self._pending = (self._worker.submit(self._detect, frame, t), frame, t)
+        return closed
+
+    def _drain(self) -> list[pb.Envelope]:
+        if self._pending is None:
+            return []
+        future, frame, t = self._pending
+        self._pending = None
+        return self._analyse(frame, t, future.result())
+
+    def _analyse(self, frame: Frame, t: float, dets: Detections | None) -> list[pb.Envelope]:
         closed = self._close_until(t)
-        update = self._detect_and_track(frame, t)
+        if dets is None:
+            update = TrackUpdate(self._last_tracks, [])
+        else:
+            update = self.tracker.update(dets, t)
+            self._last_tracks = update.tracks
         h, w = frame.shape[:2]
         self.analytics.update(_frame_tracks(update, t, w, h))
         if self.demographics is not None:
@@ -87,7 +115,8 @@ class CameraPipeline:
         self._tick()
         return closed
 
-    def _detect_and_track(self, frame: Frame, t: float) -> TrackUpdate:
+    def _detect(self, frame: Frame, t: float) -> Detections | None:
+        """Motion gate and detector; None when gating skipped the frame."""
         start = time.perf_counter()
         if self._gated is not None:
             dets = self._gated.detect_gated(frame, t)
@@ -95,12 +124,10 @@ class CameraPipeline:
             dets = self.detector.detect(frame)
         if dets is None:
             self._skipped += 1
-            return TrackUpdate(self._last_tracks, [])
-        self._detector_s += time.perf_counter() - start
-        self._detector_runs += 1
-        update = self.tracker.update(dets, t)
-        self._last_tracks = update.tracks
-        return update
+        else:
+            self._detector_s += time.perf_counter() - start
+            self._detector_runs += 1
+        return dets
 
     def _tick(self) -> None:
         self._processed += 1
@@ -137,7 +164,8 @@ class CameraPipeline:
 
     def flush(self, t: float) -> list[pb.Envelope]:
         """Shutdown: end every track, close windows up to `t` and the open one, ending at `t`."""
-        closed = self._close_until(t)
+        closed = self._drain()
+        closed += self._close_until(t)
         ended = self.tracker.flush()
         self._last_tracks = []
         self.analytics.update(FrameTracks(t, np.zeros(0, np.int64), np.zeros((0, 2)), tuple(ended)))
@@ -147,6 +175,11 @@ class CameraPipeline:
             closed.append(self._emit(self._window_start, t))
             self._window_start = t
         return closed
+
+    def close(self) -> None:
+        """Stop the detection worker of a pipelined pipeline (call `flush` first)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
 
     def update_camera(self, camera: CameraConfig) -> None:
         """Swap lines, zones and shelves live; tracks and unchanged counters carry on."""
