@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cloud.cli import app as cloud_app
+from cloud.simulator.cli import simulate
 from edge.cli import app as edge_app
 from mallpulse import __version__
 from mallpulse.config_cli import app as config_app
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(edge_app, name="edge")
 app.add_typer(cloud_app, name="cloud")
+app.command("simulate")(simulate)
 
 
 def _version(value: bool) -> None:

@@ -45,7 +45,7 @@ def window_envelope(
     for shelf_id, (hits, dwell) in (shelves or {}).items():
         report.shelves.add(shelf_id=shelf_id, interactions=hits, total_dwell_s=dwell)
     for (band, gender), count in (demographics or {}).items():
-        report.demographics.counts.add(age_band=band, gender=gender, count=count)  # type: ignore[arg-type]
+        report.demographics.counts.add(age_band=band, gender=gender, count=count)
     env = telemetry_pb2.Envelope(
         schema_version=telemetry_pb2.SCHEMA_VERSION_1, device_id=device_id, store_id=store_id,
         camera_id=camera_id, sequence=sequence, window=report,
