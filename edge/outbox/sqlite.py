@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS outbox_created_at ON outbox (created_at);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -90,8 +91,16 @@ class SqliteOutbox:
             raise OutboxError(f"cannot create the outbox folder {self.path.parent}: {exc}") from exc
         conn = self._conn()
         self._check_integrity(conn)
-        with conn:
+        try:
             conn.executescript(_SCHEMA)
+            # The depth is kept in `meta` so that no put or stats call has to count the table;
+            # it is recounted once here, in case the file comes from an older version.
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) "
+                "VALUES ('depth', (SELECT COUNT(*) FROM outbox))"
+            )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot prepare the outbox {self.path}: {exc}") from exc
 
     # -- connections ---------------------------------------------------------------------
 
@@ -170,6 +179,7 @@ class SqliteOutbox:
                         (last, kind, now, env.SerializeToString()),
                     )
                     seqs.append(last)
+                self._add_depth(conn, len(seqs))
                 self._enforce_bounds(conn, now)
                 conn.execute("COMMIT")
             except BaseException:
@@ -184,19 +194,29 @@ class SqliteOutbox:
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
         return int(row[0]) if row else 0
 
+    @staticmethod
+    def _add_depth(conn: sqlite3.Connection, delta: int) -> int:
+        """Adjust the stored depth inside the caller's transaction; returns the new depth."""
+        row = conn.execute(
+            "UPDATE meta SET value = value + ? WHERE key = 'depth' RETURNING value", (delta,)
+        ).fetchone()
+        return int(row[0])
+
     def _enforce_bounds(self, conn: sqlite3.Connection, now: float) -> int:
         """Drop the oldest entries beyond max_entries or max_age_s; returns how many."""
         dropped = conn.execute(
             "DELETE FROM outbox WHERE created_at < ?", (now - self.max_age_s,)
         ).rowcount
-        depth = int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        depth = self._add_depth(conn, -dropped)
         excess = depth - self.max_entries
         if excess > 0:
-            dropped += conn.execute(
+            removed = conn.execute(
                 "DELETE FROM outbox WHERE sequence IN "
                 "(SELECT sequence FROM outbox ORDER BY sequence LIMIT ?)",
                 (excess,),
             ).rowcount
+            self._add_depth(conn, -removed)
+            dropped += removed
         if dropped:
             conn.execute(
                 "UPDATE meta SET value = value + ? WHERE key = 'dropped_total'", (dropped,)
@@ -246,6 +266,7 @@ class SqliteOutbox:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 cur = conn.executemany("DELETE FROM outbox WHERE sequence = ?", seqs)
+                self._add_depth(conn, -cur.rowcount)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -260,12 +281,10 @@ class SqliteOutbox:
         try:
             conn.execute("BEGIN")
             try:
-                depth, oldest = conn.execute(
-                    "SELECT COUNT(*), MIN(created_at) FROM outbox"
-                ).fetchone()
-                dropped = conn.execute(
-                    "SELECT value FROM meta WHERE key = 'dropped_total'"
-                ).fetchone()[0]
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                depth, dropped = meta["depth"], meta["dropped_total"]
+                row = conn.execute("SELECT MIN(created_at) FROM outbox").fetchone()
+                oldest = row[0] if row else None
                 last = self._last_sequence(conn)
             finally:
                 conn.execute("COMMIT")

@@ -141,3 +141,32 @@ def test_database_runs_in_wal_mode(outbox: SqliteOutbox, tmp_path: Path) -> None
     conn = sqlite3.connect(tmp_path / "o.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+def test_kept_depth_matches_the_table_through_every_operation(tmp_path: Path) -> None:
+    import sqlite3
+
+    clock = Clock()
+    ob = SqliteOutbox(tmp_path / "o.db", max_entries=12, max_age_s=100, clock=clock)
+
+    def real_depth() -> int:
+        conn = sqlite3.connect(tmp_path / "o.db")
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        finally:
+            conn.close()
+
+    ob.put_many([window(i) for i in range(8)])
+    assert ob.stats().depth == real_depth() == 8
+    ob.ack([2, 3, 3, 50])  # a repeated and an unknown sequence change nothing extra
+    assert ob.stats().depth == real_depth() == 6
+    ob.put_many([window(i) for i in range(10)])  # 16 > 12: the 4 oldest go
+    assert ob.stats().depth == real_depth() == 12
+    clock.t += 150
+    ob.put(window())  # everything else is now too old
+    assert ob.stats().depth == real_depth() == 1
+    assert ob.stats().dropped_total == 4 + 12
+    ob.close()
+    reopened = SqliteOutbox(tmp_path / "o.db")
+    assert reopened.stats().depth == 1
+    reopened.close()
