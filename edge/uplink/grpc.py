@@ -164,7 +164,10 @@ class GrpcUplink:
                 )
                 self._stop.wait(delay)
                 continue
-            self._run_stream()
+            try:
+                self._run_stream()
+            except Exception:  # outbox I/O error or a bug: log, back off, open a new stream
+                log.exception("grpc uplink stream failed")
             if not self._stop.is_set():
                 self._stop.wait(self._backoff.next_delay())
 

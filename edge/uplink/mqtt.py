@@ -175,10 +175,17 @@ class MqttUplink:
                 )
                 self._stop.wait(delay)
                 continue
-            self._session()
+            try:
+                self._session()
+            except Exception:  # outbox I/O error, a bug in a callback: log, reconnect, go on
+                log.exception("mqtt uplink session failed", extra={"event": "session"})
+                self._connected.clear()
             if not self._stop.is_set():
                 self._stop.wait(self._backoff.next_delay())
-        self._shutdown()
+        try:
+            self._shutdown()
+        except Exception:
+            log.exception("mqtt uplink shutdown failed", extra={"event": "shutdown"})
 
     def _connect(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -237,7 +244,11 @@ class MqttUplink:
         if force or due or not self._pending:
             acked, self._acked = self._acked, []
             self._acked_at = now
-            self.outbox.ack(acked)
+            try:
+                self.outbox.ack(acked)
+            except Exception:
+                self._acked = acked + self._acked  # keep them for the next attempt
+                raise
 
     def _shutdown(self) -> None:
         self._flush_acks(force=True)

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 
 from edge.config import DeviceIdentity, EdgeConfig, MqttConfig
 from edge.health import HealthCollector
-from edge.outbox import SqliteOutbox
+from edge.outbox import OutboxError, SqliteOutbox
 from edge.uplink import Backoff
 from edge.uplink.mqtt import MqttUplink
 from edge.uplink.session import UplinkSession
@@ -320,3 +320,30 @@ def test_uplink_session_for_replays_stores_sends_and_drains(
     outbox = SqliteOutbox(tmp_path / "outbox.db")
     assert outbox.stats().depth == 0
     outbox.close()
+
+
+class FlakyOutbox(SqliteOutbox):
+    """The real outbox, whose first deletions fail as if the disk had a hiccup."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+
+    def ack(self, sequences: Any) -> int:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OutboxError("disk I/O error (injected)")
+        return super().ack(sequences)
+
+
+def test_outbox_errors_do_not_stop_the_uplink(broker: Broker, tmp_path: Path, prefix: str) -> None:
+    outbox = FlakyOutbox(tmp_path / "outbox.db", failures=2)
+    outbox.put_many([window(i) for i in range(20)])
+    uplink = make_uplink(outbox, broker.port, prefix)
+    uplink.start()
+    try:
+        wait_until(lambda: outbox.stats().depth == 0, timeout=20, what="drain despite errors")
+    finally:
+        uplink.stop()
+        outbox.close()
+    assert outbox.failures == 0
