@@ -113,3 +113,6 @@ def apikey(
 from cloud.ingest.cli import register as _register_ingest  # noqa: E402 - after the core commands
 
 _register_ingest(app)
+from cloud.ml.cli import register as _register_ml  # noqa: E402 - after the core commands
+
+_register_ml(app)

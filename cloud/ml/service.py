@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -11,7 +11,7 @@ import psycopg
 from cloud.core.settings import Settings
 from cloud.db.repositories import ml_customers as cust_repo
 from cloud.db.repositories import ml_models as model_repo
-from cloud.ml.churn.consumer import BatchResult, consume_batch
+from cloud.ml.churn.consumer import BatchResult, advance_clock, consume_batch
 from cloud.ml.churn.engine import ChurnConfig
 from cloud.ml.churn.features import CustomerState
 from cloud.ml.churn.model import ChurnModel
@@ -46,14 +46,23 @@ def model_cache(name: str = CHURN_MODEL) -> ModelCache:
     return _CACHES.setdefault(name, ModelCache(name))
 
 
+#: Late till uploads are tolerated this long before silence counts towards churn labels.
+TICK_GRACE = timedelta(days=1)
+
+
 def learn(conn: Conn, *, settings: Settings) -> BatchResult:
-    """Consume one batch of CRM events into the churn model (exactly once)."""
-    return consume_batch(
-        conn,
-        config=churn_config(settings),
-        new_model=new_churn_model(settings),
-        limit=settings.ml_consume_batch,
+    """Consume one batch of CRM events into the churn model (exactly once).
+
+    With nothing new to read, the clock ticks to now minus TICK_GRACE so churn labels still
+    resolve while no purchases arrive.
+    """
+    config = churn_config(settings)
+    res = consume_batch(
+        conn, config=config, new_model=new_churn_model(settings), limit=settings.ml_consume_batch
     )
+    if res.read == 0 and not res.busy and res.version is not None:
+        advance_clock(conn, config=config, to=datetime.now(UTC) - TICK_GRACE)
+    return res
 
 
 def scoring_context(conn: Conn, *, settings: Settings) -> ScoringContext:

@@ -154,11 +154,17 @@ def _consume(
 
 
 def _engine_for(
-    conn: Conn, model: ChurnModel, config: ChurnConfig, rows: Sequence[SourcedEvent], name: str
+    conn: Conn,
+    model: ChurnModel,
+    config: ChurnConfig,
+    rows: Sequence[SourcedEvent],
+    name: str,
+    upto: float | None = None,
 ) -> ChurnEngine:
     """An engine whose in-memory store holds the batch's customers and every customer due."""
     ids = sorted({r.event.customer_id for r in rows if r.event})
-    upto = max((r.event.occurred_at.timestamp() for r in rows if r.event), default=model.clock)
+    if upto is None:
+        upto = max((r.event.occurred_at.timestamp() for r in rows if r.event), default=model.clock)
     raw = cust_repo.load_states(conn, name, ids) + cust_repo.load_due(conn, name, upto, ids)
     states = (CustomerState.from_json(d) for d in raw)
     store = InMemoryCustomerStore((s, next_due(s, config)) for s in states)
@@ -187,6 +193,35 @@ def _record_drift(conn: Conn, engine: ChurnEngine, name: str, version: int) -> N
             reset=event.reset,
         )
         log.warning("churn drift detected", extra={"sample": event.sample, "reset": event.reset})
+
+
+def advance_clock(
+    conn: Conn, *, config: ChurnConfig, to: datetime, name: str = CHURN_MODEL
+) -> BatchResult:
+    """Move the model clock to `to` without events, learning labels whose horizon has ended.
+
+    Lets labels resolve while no purchases arrive (the learn task ticks to now minus a grace
+    period for late till uploads); an evaluation ticks to the end of its data.
+    """
+    with conn.transaction():
+        got = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtext(%s))", (f"ml:{name}",)
+        ).fetchone()
+        if not got or not got[0]:
+            return BatchResult(0, 0, 0, 0, 0, None, busy=True)
+        loaded = load_model(conn, name)
+        t = to.timestamp()
+        if t <= loaded.model.clock:
+            return BatchResult(0, 0, 0, 0, loaded.model.samples_seen, loaded.version)
+        before = loaded.model.samples_seen
+        engine = _engine_for(conn, loaded.model, config, [], name, upto=t)
+        engine.advance(t)
+        _write_back(conn, engine, name)
+        version = save_model(conn, loaded, name)
+        _record_drift(conn, engine, name, version)
+    learnt = loaded.model.samples_seen - before
+    log.info("churn clock advanced", extra={"to": to.isoformat(), "learnt": learnt})
+    return BatchResult(0, 0, 0, 0, loaded.model.samples_seen, version)
 
 
 def consume_all(
