@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -87,32 +86,23 @@ def edge_config(threads: int, gating: bool) -> Any:
     )
 
 
-def timed(fn: Callable[[], None]) -> float:
-    """Seconds one call takes."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+Step = Callable[[int], object]
+Variant = Callable[[], tuple[Step, Callable[[], None]]]  # a fresh (per-frame step, finish)
 
 
-def run_bare(det: OnnxDetector, blobs: list[np.ndarray]) -> Callable[[], None]:
+def _noop() -> None:
+    return None
+
+
+def run_bare(det: OnnxDetector, blobs: list[np.ndarray]) -> Variant:
     """(a) onnxruntime session.run alone on ready-made input tensors."""
     name = det.session.get_inputs()[0].name
-
-    def go() -> None:
-        for blob in blobs:
-            det.session.run(None, {name: blob})
-
-    return go
+    return lambda: (lambda i: det.session.run(None, {name: blobs[i]}), _noop)
 
 
-def run_detect(det: OnnxDetector, frames: list[np.ndarray]) -> Callable[[], None]:
+def run_detect(det: OnnxDetector, frames: list[np.ndarray]) -> Variant:
     """(a') detector.detect: letterbox + session + decoding + NMS."""
-
-    def go() -> None:
-        for frame in frames:
-            det.detect(frame)
-
-    return go
+    return lambda: (lambda i: det.detect(frames[i]), _noop)
 
 
 def run_pipeline(
@@ -122,29 +112,37 @@ def run_pipeline(
     gating: bool,
     fps: float = 25.0,
     pipelined: bool = False,
-) -> Callable[[], None]:
+) -> Variant:
     """(b) the full pipeline: gating, detector, ByteTracker, line/zone/shelf, windows."""
     cfg = edge_config(threads, gating)
+    last: dict[str, Any] = {}
 
-    def go() -> None:
+    def make() -> tuple[Step, Callable[[], None]]:
         pipeline = CameraPipeline(cfg, "concourse", det, pipelined=pipelined)
-        for i, frame in enumerate(frames):
-            pipeline.process(frame, T0 + i / fps)
-        pipeline.flush(T0 + len(frames) / fps)
-        pipeline.close()
-        go.stats = pipeline.stats  # type: ignore[attr-defined]
+        envelopes: list[Any] = []
 
-    return go
+        def finish() -> None:
+            envelopes.extend(pipeline.flush(T0 + len(frames) / fps))
+            pipeline.close()
+            lines = [x for env in envelopes for x in env.window.lines]
+            last["counts"] = (sum(x.in_count for x in lines), sum(x.out_count for x in lines))
+            last["stats"] = pipeline.stats
+
+        return (lambda i: envelopes.extend(pipeline.process(frames[i], T0 + i / fps))), finish
+
+    make.last = last  # type: ignore[attr-defined]
+    return make
 
 
-def run_supervision(det: OnnxDetector, frames: list[np.ndarray]) -> Callable[[], None]:
+def run_supervision(det: OnnxDetector, frames: list[np.ndarray]) -> Variant:
     """(c) the same detector into roboflow trackers' ByteTrackTracker and supervision LineZone."""
     import supervision as sv
     import trackers
 
     h, w = frames[0].shape[:2]
+    last: dict[str, Any] = {}
 
-    def go() -> None:
+    def make() -> tuple[Step, Callable[[], None]]:
         tracker = trackers.ByteTrackTracker(
             lost_track_buffer=38,
             frame_rate=25.0,
@@ -157,25 +155,46 @@ def run_supervision(det: OnnxDetector, frames: list[np.ndarray]) -> Callable[[],
             end=sv.Point(w, h / 2),
             triggering_anchors=[sv.Position.BOTTOM_CENTER],
         )
-        for frame in frames:
-            d = det.detect(frame)
+
+        def step(i: int) -> None:
+            d = det.detect(frames[i])
             dets = sv.Detections(xyxy=d.xyxy, confidence=d.scores, class_id=d.class_ids)
             line.trigger(tracker.update(dets))
-        go.counts = (line.in_count, line.out_count)  # type: ignore[attr-defined]
 
-    return go
+        def finish() -> None:
+            last["counts"] = (line.in_count, line.out_count)
+
+        return step, finish
+
+    make.last = last  # type: ignore[attr-defined]
+    return make
 
 
-def interleaved(variants: dict[str, Callable[[], None]], rounds: int, n: int) -> dict[str, Any]:
-    """FPS per variant over `rounds` interleaved rounds: best and median."""
-    times: dict[str, list[float]] = {k: [] for k in variants}
+def interleaved(variants: dict[str, Variant], rounds: int, n: int) -> dict[str, Any]:
+    """FPS per variant: every frame timed in every round, variants taking turns per round.
+
+    'best' sums each frame's fastest time over the rounds (robust to bursts of load from other
+    processes on a shared machine); 'median' is the median whole-round time.
+    """
+    per_frame = {k: np.full((rounds, n + 1), np.inf) for k in variants}
     for r in range(rounds):
-        for name, fn in variants.items():
-            times[name].append(timed(fn))
-            print(f"  round {r + 1}/{rounds} {name}: {n / times[name][-1]:.1f} fps", flush=True)
+        for name, make in variants.items():
+            step, finish = make()
+            row = per_frame[name][r]
+            for i in range(n):
+                t = time.perf_counter()
+                step(i)
+                row[i] = time.perf_counter() - t
+            t = time.perf_counter()
+            finish()
+            row[n] = time.perf_counter() - t
+            print(f"  round {r + 1}/{rounds} {name}: {n / row.sum():.1f} fps", flush=True)
     return {
-        k: {"best_fps": n / min(v), "median_fps": n / statistics.median(v)}
-        for k, v in times.items()
+        k: {
+            "best_fps": n / float(v.min(axis=0).sum()),
+            "median_fps": n / float(np.median(v.sum(axis=1))),
+        }
+        for k, v in per_frame.items()
     }
 
 
@@ -247,7 +266,7 @@ def main() -> None:
     bp = res["b_pipeline_pipelined"]["best_fps"]
     print(f"ratio b_pipelined/a                 {bp / a:.3f}")
     print(f"ratio b_pipelined/c                 {bp / c:.3f}")
-    print(f"counts: ours {pipe.stats}, trackers+LineZone in/out {sup.counts}")  # type: ignore[attr-defined]
+    print(f"counts: ours {pipe.last}, trackers+LineZone in/out {sup.last}")  # type: ignore[attr-defined]
     still = static_scene()
     still_blobs = [det._letterbox(f)[1].copy() for f in still]
     gated = run_pipeline(det, still, args.threads, gating=True, fps=15.0)
@@ -261,7 +280,7 @@ def main() -> None:
         f"static scene ({len(still)} frames 1280x720): gated pipeline "
         f"{res2['b_gated_pipeline']['best_fps']:.1f} fps vs bare session "
         f"{res2['a_bare_session']['best_fps']:.1f} fps, ratio {ratio:.2f}, "
-        f"stats {gated.stats}"  # type: ignore[attr-defined]
+        f"stats {gated.last}"  # type: ignore[attr-defined]
     )
     if args.memory_minutes:
         rss = memory_run(det, frames, args.threads, args.memory_minutes)
