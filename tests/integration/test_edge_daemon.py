@@ -274,3 +274,42 @@ def test_unloadable_pipeline_exits_1_with_a_message(daemon_env: dict[str, Any]) 
     proc = subprocess.run(cmd, capture_output=True, env=daemon_env["env"], cwd=REPO, timeout=60)
     assert proc.returncode == 1
     assert "ERROR cannot load 'no_such_module:factory'" in proc.stderr.decode()
+
+
+def test_replay_output_is_published_through_the_outbox_and_uplink(
+    daemon_env: dict[str, Any], collector: Collector, tmp_path: Path, shared_file: Any
+) -> None:
+    video = shared_file("data/video/people-detection.gif")
+    config = yaml.safe_load(daemon_env["config"].read_text())
+    config["detector"] = {"kind": "motion"}
+    config["window"] = {"length_s": 5}
+    config["cameras"][0]["source"] = str(video)
+    daemon_env["config"].write_text(yaml.safe_dump(config))
+    out = tmp_path / "windows.jsonl"
+    base = [sys.executable, "-m", "mallpulse", "edge"]
+    replay = subprocess.run(
+        [*base, "replay", str(video), "--config", str(daemon_env["config"]), "--out", str(out)],
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert replay.returncode == 0, replay.stderr.decode()
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(out.read_text() + '{"window": {"frames_processed": "many"}}\n')
+    cmd = [*base, "publish", "--config", str(daemon_env["config"])]
+    rejected = subprocess.run([*cmd, str(bad)], capture_output=True, cwd=REPO, timeout=60)
+    assert rejected.returncode == 2
+    assert f"bad.jsonl:{len(lines) + 1}" in rejected.stderr.decode()
+    sent = subprocess.run([*cmd, str(out)], capture_output=True, cwd=REPO, timeout=60)
+    assert sent.returncode == 0, sent.stderr.decode()
+    assert f"stored {len(lines)} envelopes (sequences 1-{len(lines)}); 0 still queued" in (
+        sent.stdout.decode()
+    )
+    wait_until(lambda: len(collector.unique()) == len(lines), what="published windows")
+    got = collector.unique()
+    assert [e.sequence for e in got] == list(range(1, len(lines) + 1))
+    assert [e.window.frames_processed for e in got] == [
+        int(line["window"].get("frames_processed", 0)) for line in lines
+    ]
