@@ -47,10 +47,10 @@ class Presence:
         self._states: dict[int, _State] = {}
         self.inside_count = 0
 
-    def update(self, frame: FrameTracks) -> tuple[list[int], list[Visit]]:
-        """Advance one frame; returns (ids that entered, visits that ended)."""
+    def update(self, frame: FrameTracks) -> tuple[list[float], list[Visit]]:
+        """Advance one frame; returns (entry times of tracks that entered, visits that ended)."""
         raw = points_in_polygon(frame.points, self.polygon).tolist()
-        entered: list[int] = []
+        entered: list[float] = []
         ended: list[Visit] = []
         t = frame.t
         for tid, now_in in zip(frame.ids.tolist(), raw, strict=True):
@@ -75,7 +75,7 @@ class Presence:
                 ended.append(Visit(tid, st.entered_at, end))
         return entered, ended
 
-    def _flip(self, tid: int, st: _State, entered: list[int], ended: list[Visit]) -> None:
+    def _flip(self, tid: int, st: _State, entered: list[float], ended: list[Visit]) -> None:
         when = st.pending_since if st.pending_since is not None else st.last_seen
         st.pending_since = None
         if st.inside:
@@ -87,7 +87,7 @@ class Presence:
             st.inside = True
             st.entered_at = when
             self.inside_count += 1
-            entered.append(tid)
+            entered.append(when)
 
     @property
     def tracked(self) -> int:

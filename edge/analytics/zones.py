@@ -41,6 +41,10 @@ class ZoneCounter:
         self._entries += len(entered)
         for visit in ended:
             self._dwell.add(visit.dwell_s)
+        # debounced changes hold from their back-dated times: correct the occupancy integral
+        start = self._start if self._start is not None else frame.t
+        self._area += sum(frame.t - max(at, start) for at in entered)
+        self._area -= sum(frame.t - max(v.exited_at, start) for v in ended)
         self._max = max(self._max, self.presence.inside_count)
 
     def take_window(self, end: float) -> ZoneStats:

@@ -24,6 +24,7 @@ def test_dwell_is_back_dated_to_the_first_frame_inside() -> None:
     assert (stats.entries, stats.exits) == (1, 1)
     assert stats.dwell.total_s == pytest.approx(2.0)
     assert stats.dwell.counts[0] == 1  # <= 5 s bucket
+    assert stats.avg_occupancy == pytest.approx(2.0 / 4.0)  # back-dated, despite the debounce
 
 
 def test_short_visits_and_border_jitter_are_debounced() -> None:

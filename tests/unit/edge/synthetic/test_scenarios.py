@@ -52,7 +52,9 @@ def test_zone_entries_exits_and_dwell_within_one_frame(seed: int) -> None:
     frame = 1.0 / scenario.scene.fps
     true_total = sum(b - a for a, b in truth)
     assert abs(zone.dwell.total_s - true_total) <= len(truth) * frame + 1e-9
-    assert zone.occupancy_at_end == 0
+    assert zone.occupancy_at_end == 0 and zone.max_occupancy == 1
+    span = scenario.scene.times[-1] + 1.0  # run_truth's window is [0, last frame + 1 s)
+    assert abs(zone.avg_occupancy * span - true_total) <= len(truth) * frame + 1e-9
 
 
 @pytest.mark.parametrize("seed", [0, 3])
