@@ -197,11 +197,11 @@ def insert_transitions(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
 
 
 def journey(conn: Conn, profile_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Lifecycle transitions of a person (all member profile ids), oldest first."""
+    """Lifecycle transitions of a person (all member profile ids) in the order they were logged."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "SELECT id, profile_id, from_stage, to_stage, reason, store_id, occurred_at"
-            " FROM crm_lifecycle_transitions WHERE profile_id = ANY(%s) ORDER BY occurred_at, id",
+            " FROM crm_lifecycle_transitions WHERE profile_id = ANY(%s) ORDER BY id",
             (list(profile_ids),),
         ).fetchall()
 
