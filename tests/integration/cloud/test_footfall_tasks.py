@@ -1,0 +1,67 @@
+"""Retention and stale-presence tasks on a database of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+
+from cloud.core.settings import Settings
+from cloud.db.repositories.devices import create_device, create_store
+from cloud.workers import footfall_tasks
+from cloud.workers.app import celery_app
+
+
+def test_tasks_are_registered_and_scheduled() -> None:
+    assert {"footfall.prune", "footfall.mark_stale"} <= set(celery_app.tasks)
+    tasks = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    assert {"footfall.prune", "footfall.mark_stale"} <= tasks
+
+
+def test_prune_deletes_only_expired_rows(fresh_database: Callable[..., str]) -> None:
+    url = fresh_database()
+    with psycopg.connect(url) as conn:
+        create_store(conn, store_id="s1", name="S", timezone="UTC")
+        for age in ("500 days", "1 hour"):
+            conn.execute(
+                "INSERT INTO line_counts VALUES ('s1', 'd1', 'c', 'l', now() - %s::interval,"
+                " now() - %s::interval + interval '1 minute', 1, 0)",
+                (age, age),
+            )
+        for age in ("40 days", "1 day"):
+            conn.execute(
+                "INSERT INTO envelopes VALUES ('d1', %s, 's1', 'window', now(), now(),"
+                " now() - %s::interval)",
+                (len(age), age),
+            )
+        conn.execute(
+            "INSERT INTO footfall_events (store_id, body, created_at)"
+            " VALUES ('s1', '{}', now() - interval '2 days'), ('s1', '{}', now())"
+        )
+    deleted = footfall_tasks.run_prune(Settings(database_url=url), raw_days=400)
+    assert deleted["line_counts"] == 1 and deleted["envelopes"] == 1
+    assert deleted["footfall_events"] == 1
+    with psycopg.connect(url) as conn:
+        left = conn.execute(
+            "SELECT (SELECT count(*) FROM line_counts), (SELECT count(*) FROM envelopes),"
+            " (SELECT count(*) FROM footfall_events)"
+        ).fetchone()
+    assert left == (1, 1, 1)
+
+
+def test_silent_devices_go_offline(fresh_database: Callable[..., str]) -> None:
+    url = fresh_database()
+    with psycopg.connect(url) as conn:
+        create_store(conn, store_id="s1", name="S", timezone="UTC")
+        create_device(conn, store_id="s1", device_id="quiet")
+        create_device(conn, store_id="s1", device_id="busy")
+        conn.execute(
+            "UPDATE devices SET online = true, status_at = now() - interval '1 hour',"
+            " last_seen_at = CASE id WHEN 'quiet' THEN now() - interval '1 hour' ELSE now() END"
+        )
+        conn.commit()
+        from cloud.db.repositories.telemetry_retention import mark_stale_offline
+
+        assert mark_stale_offline(conn, silent_s=300) == 1
+        rows = dict(conn.execute("SELECT id, online FROM devices").fetchall())
+    assert rows == {"quiet": False, "busy": True}
