@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.analytics.geometry import points_in_polygon
+from edge.analytics.geometry import points_in_polygon, polygon_edges
 from edge.analytics.types import FrameTracks
 
 
@@ -42,6 +42,7 @@ class Presence:
         self, polygon: Sequence[Sequence[float]], *, enter_s: float, exit_s: float
     ) -> None:
         self.polygon = polygon
+        self._edges = polygon_edges(polygon)
         self.enter_s = enter_s
         self.exit_s = exit_s
         self._states: dict[int, _State] = {}
@@ -49,7 +50,7 @@ class Presence:
 
     def update(self, frame: FrameTracks) -> tuple[list[float], list[Visit]]:
         """Advance one frame; returns (entry times of tracks that entered, visits that ended)."""
-        raw = points_in_polygon(frame.points, self.polygon).tolist()
+        raw = points_in_polygon(frame.points, self._edges).tolist()
         entered: list[float] = []
         ended: list[Visit] = []
         t = frame.t
