@@ -172,3 +172,11 @@ def clv_fits(conn: Conn) -> dict[str, dict[str, Any]]:
     ).fetchall()
     keys = ("scope", "bgnbd", "gamma_gamma", "n_customers", "as_of", "fitted_at")
     return {r[0]: dict(zip(keys, r, strict=True)) for r in rows}
+
+
+def delete_customer(conn: Conn, model: str, customer_id: str) -> None:
+    """Forget a customer's state and score (after folding it into a merge survivor)."""
+    conn.execute(
+        "DELETE FROM ml_customers WHERE model = %s AND customer_id = %s", (model, customer_id)
+    )
+    conn.execute("DELETE FROM ml_customer_scores WHERE customer_id = %s", (customer_id,))

@@ -22,13 +22,14 @@ from cloud.core.logging import request_id_var
 from cloud.db.repositories import ml_customers as cust_repo
 from cloud.db.repositories import ml_models as model_repo
 from cloud.ml.churn.engine import ChurnConfig, ChurnEngine, InMemoryCustomerStore, next_due
-from cloud.ml.churn.features import CustomerState
+from cloud.ml.churn.features import CustomerState, merge_states
 from cloud.ml.churn.model import ChurnModel
 from cloud.ml.churn.sources import (
     CrmTouchpointSource,
     CrmTransactionSource,
     EventSource,
     SourcedEvent,
+    fetch_merges,
 )
 from cloud.ml.churn.store import CHURN_MODEL, LoadedModel, load_model, save_model
 from cloud.ml.errors import InvalidEventError
@@ -77,7 +78,9 @@ def consume_batch(
             if not got or not got[0]:
                 return BatchResult(0, 0, 0, 0, 0, None, busy=True)
             loaded = load_model(conn, name, create=new_model)
-            return _consume(conn, loaded, config, sources or default_sources(), limit, name, now)
+            crm = sources is None  # the CRM's merges are folded only when reading the CRM
+            srcs = default_sources() if sources is None else sources
+            return _consume(conn, loaded, config, srcs, limit, name, now, crm)
     finally:
         request_id_var.reset(token)
 
@@ -102,9 +105,11 @@ def _consume(
     limit: int,
     name: str,
     now: datetime | None,
+    fold_merges: bool,
 ) -> BatchResult:
+    merged = _fold_merges(conn, loaded, config, name) if fold_merges else 0
     rows = _read(conn, loaded, sources, limit)
-    if not rows:
+    if not rows and not merged:
         return BatchResult(0, 0, 0, 0, loaded.model.samples_seen, loaded.version)
     valid: list[SourcedEvent] = []
     rejected = skipped = 0
@@ -151,6 +156,34 @@ def _consume(
     return BatchResult(
         len(rows), len(valid), rejected, skipped, samples, version, customers=touched
     )
+
+
+MERGES = "crm_merges"
+
+
+def _fold_merges(conn: Conn, loaded: LoadedModel, config: ChurnConfig, name: str) -> int:
+    """Fold the state of every newly merged (absorbed) profile into its survivor's state."""
+    merges = fetch_merges(conn, after_id=loaded.watermarks.get(MERGES, 0))
+    folded = 0
+    for merge_id, survivor, absorbed, undone in merges:
+        loaded.watermarks[MERGES] = merge_id
+        if undone:
+            continue
+        raw = {d["customer_id"]: d for d in cust_repo.load_states(conn, name, [survivor, absorbed])}
+        if absorbed not in raw:
+            continue
+        into = CustomerState.from_json(raw[survivor]) if survivor in raw else None
+        state = merge_states(
+            into or CustomerState(survivor), CustomerState.from_json(raw[absorbed])
+        )
+        cust_repo.save_states(
+            conn, name, [(survivor, state.home_store, state.to_json(), next_due(state, config))]
+        )
+        cust_repo.delete_customer(conn, name, absorbed)
+        folded += 1
+    if folded:
+        log.info("merged customer states folded", extra={"count": folded})
+    return folded
 
 
 def _engine_for(

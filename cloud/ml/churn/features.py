@@ -169,3 +169,42 @@ def engagement_level(state: CustomerState, t: float) -> float:
         + _decayed(state.ew_purchases, state.ew_at, t)
     )
     return 1.0 - math.exp(-recent / 2.0)
+
+
+def merge_states(survivor: CustomerState, absorbed: CustomerState) -> CustomerState:
+    """Fold the state of a profile merged into `survivor` (a CRM identity merge) into it."""
+    absorbed_later = absorbed.has_purchased and (
+        not survivor.has_purchased or absorbed.last_at > survivor.last_at
+    )
+    later, earlier = (absorbed, survivor) if absorbed_later else (survivor, absorbed)
+    t = max(survivor.ew_at, absorbed.ew_at)
+    _decay(survivor, t)
+    _decay(absorbed, t)
+    buyers = [s for s in (survivor, absorbed) if s.has_purchased]
+    stores = dict(survivor.stores)
+    for k, v in absorbed.stores.items():
+        stores[k] = stores.get(k, 0) + v
+    return CustomerState(
+        customer_id=survivor.customer_id,
+        first_at=min((s.first_at for s in buyers), default=0.0),
+        last_at=max((s.last_at for s in buyers), default=0.0),
+        n_tx=survivor.n_tx + absorbed.n_tx,
+        total=survivor.total + absorbed.total,
+        last_amount=later.last_amount,
+        # same-day purchases of both profiles count twice: rare, and only approximate
+        purchase_days=survivor.purchase_days + absorbed.purchase_days,
+        last_day=max(survivor.last_day, absorbed.last_day),
+        repeat_total=survivor.repeat_total + absorbed.repeat_total,
+        visits=survivor.visits + absorbed.visits,
+        sent=survivor.sent + absorbed.sent,
+        opened=survivor.opened + absorbed.opened,
+        clicked=survivor.clicked + absorbed.clicked,
+        ew_at=t,
+        ew_purchases=survivor.ew_purchases + absorbed.ew_purchases,
+        ew_visits=survivor.ew_visits + absorbed.ew_visits,
+        ew_engaged=survivor.ew_engaged + absorbed.ew_engaged,
+        stores=stores,
+        pending=sorted([*later.pending, *earlier.pending], key=lambda s: s.at),
+        next_snapshot_at=later.next_snapshot_at,
+        idle_snapshots=later.idle_snapshots,
+    )

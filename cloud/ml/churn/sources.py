@@ -102,3 +102,15 @@ class CrmTouchpointSource:
             }
             out.append(SourcedEvent(self.name, rid, event, payload))
         return out
+
+
+def fetch_merges(
+    conn: Conn, *, after_id: int, limit: int = 1000
+) -> list[tuple[int, str, str, bool]]:
+    """CRM identity merges with id > after_id: (id, survivor, absorbed, undone)."""
+    rows = conn.execute(
+        "SELECT id, survivor_id::text, absorbed_id::text, undone_at IS NOT NULL FROM crm_merges"
+        " WHERE id > %s ORDER BY id LIMIT %s",
+        (after_id, limit),
+    ).fetchall()
+    return [(int(r[0]), r[1], r[2], bool(r[3])) for r in rows]

@@ -42,7 +42,10 @@ def buy(ml_conn: psycopg.Connection[Any]) -> Buy:
     """Record a POS sale through the CRM's ingestion path; returns the profile id."""
     receipts = itertools.count(1)
 
-    def _buy(customer: str, day: float, amount: str = "20.00", kind: str = "sale") -> int:
+    def _buy(
+        customer: str, day: float, amount: str = "20.00", kind: str = "sale", email: str = ""
+    ) -> int:
+        ids = {"pos_customer_id": customer, **({"email": email} if email else {})}
         result = record_transaction(
             ml_conn,
             store_id=STORE,
@@ -50,7 +53,7 @@ def buy(ml_conn: psycopg.Connection[Any]) -> Buy:
             occurred_at=START + timedelta(days=day),
             currency="USD",
             total_amount=Decimal(amount),
-            identifiers={"pos_customer_id": customer},
+            identifiers=ids,
             kind=kind,  # type: ignore[arg-type]
             earn_points=False,
         )

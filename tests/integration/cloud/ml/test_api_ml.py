@@ -143,6 +143,11 @@ def test_at_risk_list_is_ranked_and_filtered(api: TestClient) -> None:
     assert lapsed and all(i["segment"] == "lapsed" for i in lapsed)
     other = api.get("/v1/risk/customers", params={"store_id": "nope"}, headers=hq)
     assert other.json()["items"] == []
+    mgr = _auth(Role.STORE_MANAGER, {STORE})
+    mine = api.get("/v1/risk/customers", params={"store_id": STORE}, headers=mgr)
+    assert mine.status_code == 200 and mine.json()["items"]
+    assert api.get("/v1/risk/customers", headers=mgr).status_code == 403
+    assert api.get("/v1/risk/customers", params={"store_id": "x"}, headers=mgr).status_code == 403
     bad = api.get("/v1/risk/customers", params={"min_churn": 2}, headers=hq)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.min_churn"
 

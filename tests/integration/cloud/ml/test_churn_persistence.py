@@ -160,3 +160,21 @@ def test_concurrent_consumers_do_not_learn_twice(ml_db: str, buy: Buy) -> None:
     with psycopg.connect(ml_db) as c:
         state = c.execute("SELECT state FROM ml_customers").fetchone()
         assert state is not None and state[0]["n_tx"] == 5
+
+
+def test_a_crm_merge_folds_the_absorbed_customers_state(
+    ml_conn: psycopg.Connection[Any], buy: Buy
+) -> None:
+    a = buy("A", 0)
+    b = buy("B", 5, amount="30.00")
+    assert buy("A", 10, email="same@example.com") == a
+    consume_batch(ml_conn, config=CFG, new_model=ChurnModel())
+    # B shows the same e-mail: the CRM merges B into A (the older profile survives)
+    assert buy("B", 20, email="same@example.com") == a
+    res = consume_batch(ml_conn, config=CFG, new_model=ChurnModel())
+    assert res.applied == 1
+    rows = dict(ml_conn.execute("SELECT customer_id, state FROM ml_customers").fetchall())
+    assert set(rows) == {str(a)}  # the absorbed profile's state was folded and removed
+    state = rows[str(a)]
+    assert state["n_tx"] == 4 and state["total"] == pytest.approx(90.0)
+    assert str(b) not in rows

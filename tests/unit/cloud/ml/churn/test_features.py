@@ -16,6 +16,7 @@ from cloud.ml.churn.features import (
     add_visit,
     engagement_level,
     features_at,
+    merge_states,
 )
 from cloud.ml.events import EngagementKind
 
@@ -69,3 +70,20 @@ def test_state_round_trips_through_json() -> None:
     s.pending.append(Snapshot(at=T0, x={"a": 1.0}, p=0.3, y=False))
     again = CustomerState.from_json(json.loads(json.dumps(s.to_json())))
     assert again == s
+
+
+def test_merging_two_customers_adds_their_histories() -> None:
+    a = _state()
+    b = CustomerState("c2")
+    add_purchase(b, T0 - 5 * DAY, 7.0, "s3")
+    add_purchase(b, T0 + 30 * DAY, 8.0, "s3")
+    add_visit(b, T0 + 31 * DAY, "s3")
+    b.pending.append(Snapshot(at=T0 + 30 * DAY, x={}, p=0.5))
+    m = merge_states(a, b)
+    assert m.customer_id == "c1"
+    assert (m.n_tx, m.purchase_days, m.total) == (7, 6, 81.0)
+    assert m.first_at == T0 - 5 * DAY and m.last_at == T0 + 30 * DAY
+    assert m.last_amount == 8.0 and m.visits == 1
+    assert m.stores == {"s1": 2, "s2": 3, "s3": 2}
+    assert [s.at for s in m.pending] == [T0 + 30 * DAY]
+    assert merge_states(a, CustomerState("empty")).n_tx == a.n_tx
