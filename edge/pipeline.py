@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from edge.track.types import Track, Tracker, TrackUpdate
 from protos.mallpulse.v1 import telemetry_pb2 as pb
 
 _FPS_SMOOTHING = 0.05
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,15 @@ class CameraPipeline:
         window = self.analytics.take_window(start, end)
         demo = self.demographics.take_window() if self.demographics is not None else {}
         report = window_report(window, self._frames_in_window, demo)
+        log.debug(
+            "window closed",
+            extra={
+                "camera_id": self.camera.id,
+                "window_start": start,
+                "window_end": end,
+                "frames": self._frames_in_window,
+            },
+        )
         self._frames_in_window = 0
         dev = self.config.device
         return envelope(

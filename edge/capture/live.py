@@ -49,12 +49,13 @@ class LiveSource:
         self.stalls = 0
         self.connected = False
         self._rate = RateCap(max_fps)
+        self._replaced = 0
         self._stop = threading.Event()
 
     @property
     def dropped(self) -> int:
-        """Frames dropped by the frame-rate cap."""
-        return self._rate.dropped
+        """Frames dropped: by the frame-rate cap, or replaced by a newer one before use."""
+        return self._rate.dropped + self._replaced
 
     def stop(self) -> None:
         """Make the iteration end soon (safe from any thread)."""
@@ -125,12 +126,7 @@ class LiveSource:
         finally:
             cap.release()
 
-    @staticmethod
-    def _put(
-        box: queue.Queue[tuple[str, Any, float]],
-        item: tuple[str, Any, float],
-        done: threading.Event,
-    ) -> None:
+    def _put(self, box: _Box, item: tuple[str, Any, float], done: threading.Event) -> None:
         """Keep only the newest item: drop an unconsumed older frame."""
         while not done.is_set():
             try:
@@ -139,3 +135,4 @@ class LiveSource:
             except queue.Full:
                 with contextlib.suppress(queue.Empty):
                     box.get_nowait()
+                    self._replaced += 1
