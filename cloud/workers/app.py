@@ -16,6 +16,7 @@ from celery import Celery
 TASK_MODULES: list[str] = []
 TASK_MODULES.append("cloud.workers.ml_tasks")
 TASK_MODULES.append("cloud.workers.footfall_tasks")
+TASK_MODULES.append("cloud.workers.crm_tasks")
 
 _BROKER = os.environ.get("MALLPULSE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 

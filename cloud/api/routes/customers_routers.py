@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from cloud.api.routes import (
     consents,
     customers,
+    customers_import,
     identities,
     lifecycle,
     loyalty,
@@ -16,6 +17,7 @@ from cloud.api.routes import (
 )
 
 CRM_ROUTERS: list[APIRouter] = [
+    customers_import.router,  # before customers: /import and /export are not profile ids
     customers.router,
     identities.router,
     consents.router,

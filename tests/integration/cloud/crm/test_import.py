@@ -1,0 +1,61 @@
+"""CSV import with a per-row report, and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+from fastapi.testclient import TestClient
+
+
+def test_import_reports_bad_rows_and_stores_good_ones(
+    client: TestClient, marketer: dict[str, str]
+) -> None:
+    u = uuid.uuid4().hex[:8]
+    data = (
+        "email,phone,first_name,country,source_key\n"
+        f"ann.{u}@example.org,,Ann,DE,k1-{u}\n"
+        f"not-an-email,,Bob,DE,k2-{u}\n"
+        f",+1 212 555 {int(u[:4], 16) % 10000:04d},Cy,US,k3-{u}\n"
+        f"ann.{u}@example.org,,Ann,DE,k1-{u}\n"
+        f"dee.{u}@example.org,,Dee,ZZ,k5-{u}\n"
+        f",,Eve,FR,k6-{u}\n"
+    )
+    res = client.post(
+        "/v1/customers/import",
+        content=data.encode(),
+        headers={**marketer, "Content-Type": "text/csv"},
+    )
+    assert res.status_code == 200, res.text
+    report = res.json()
+    assert (report["rows"], report["imported"], report["rejected"]) == (6, 2, 4)
+    by_line = {e["line"]: e for e in report["errors"]}
+    assert by_line[3]["field"] == "identifiers.email"
+    assert "duplicate of line 2" in by_line[5]["message"]
+    assert by_line[6]["field"] == "country"
+    assert "at least one identifier" in by_line[7]["message"]
+    found = client.get(
+        "/v1/customers/lookup",
+        params={"kind": "email", "value": f"ann.{u}@example.org"},
+        headers=marketer,
+    )
+    assert found.json()["attributes"] == {"first_name": "Ann", "country": "DE"}
+    exported = client.get("/v1/customers/export", headers=marketer)
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert any(r["emails"] == f"ann.{u}@example.org" and r["first_name"] == "Ann" for r in rows)
+
+
+def test_import_refuses_unknown_columns_and_ragged_files(
+    client: TestClient, marketer: dict[str, str]
+) -> None:
+    headers = {**marketer, "Content-Type": "text/csv"}
+    bad = client.post(
+        "/v1/customers/import", content=b"email,shoe_size\na@b.org,42\n", headers=headers
+    )
+    assert bad.status_code == 422 and "shoe_size" in bad.json()["detail"]
+    ragged = client.post(
+        "/v1/customers/import", content=b"email,first_name\na@b.org\n", headers=headers
+    )
+    assert ragged.status_code == 422 and "cannot be parsed" in ragged.json()["detail"]
