@@ -116,3 +116,6 @@ _register_ingest(app)
 from cloud.ml.cli import register as _register_ml  # noqa: E402 - after the core commands
 
 _register_ml(app)
+from cloud.crm.cli import register as _register_crm  # noqa: E402 - after the core commands
+
+_register_crm(app)

@@ -75,10 +75,7 @@ def ingest_record(
     repo.lock_identity(conn)
     existing = repo.find_record(conn, source, source_key) if source_key else None
     if existing:
-        repo.update_record(conn, existing[0], attrs, when)
-        repo.add_identifiers(conn, existing[0], idents)
-        profile_id, merged = resolve_region(conn, [(k, v) for k, v, _ in idents], rules=rules)
-        return ResolvedRecord(existing[0], profile_id[existing[0]], False, merged)
+        return _update_existing(conn, existing, idents, attrs, when, rules)
     pending = _Pending(source, source_key, rules.trust(source), attrs, when, idents)
     profile_of, merged = resolve_region(
         conn, [(k, v) for k, v, _ in idents], rules=rules, pending=pending
@@ -87,6 +84,27 @@ def ingest_record(
     return ResolvedRecord(
         pending.record_id, profile_of[pending.record_id], pending.created_profile, merged
     )
+
+
+def _update_existing(
+    conn: Conn,
+    existing: tuple[int, int],
+    idents: list[tuple[str, str, str]],
+    attrs: dict[str, str],
+    when: datetime,
+    rules: IdentityRules,
+) -> ResolvedRecord:
+    """A known record again: nothing to resolve when it brings no new identifier."""
+    record_id, profile_id = existing
+    known = set(repo.identifiers_of_records(conn, [record_id])[record_id])
+    repo.update_record(conn, record_id, attrs, when)
+    if {(k, v) for k, v, _ in idents} <= known:
+        if attrs:
+            refresh_profile(conn, profile_id, rules)
+        return ResolvedRecord(record_id, profile_id, False, [])
+    repo.add_identifiers(conn, record_id, idents)
+    profile_of, merged = resolve_region(conn, [(k, v) for k, v, _ in idents], rules=rules)
+    return ResolvedRecord(record_id, profile_of[record_id], False, merged)
 
 
 @dataclass
