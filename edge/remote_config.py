@@ -124,6 +124,9 @@ class RemoteConfig:
         old = self._current
         if new.device != old.device:
             return _reject(version, "device", "the device identity cannot change remotely")
+        if new.outbox.path != old.outbox.path:
+            # A new path would strand every envelope still waiting in the current outbox.
+            return _reject(version, "outbox.path", "the outbox location cannot change remotely")
         if new == old:
             return ConfigVerdict(version=version, accepted=True, reason="already active")
         if new.version <= old.version:

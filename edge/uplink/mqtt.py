@@ -97,6 +97,7 @@ class MqttUplink:
         software_version: str = "",
         client_id: str | None = None,
         on_config: ConfigHandler | None = None,
+        presence: bool = True,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -108,12 +109,15 @@ class MqttUplink:
         self._version = software_version
         self._on_config = on_config
         self._client = build_client(config, client_id or client_id_for(identity))
-        self._client.will_set(
-            self.topics.status,
-            device_status(identity, online=False, version=software_version),
-            qos=1,
-            retain=True,
-        )
+        # Only the daemon speaks for the device's presence; helpers (replays) stay silent.
+        self._presence = presence
+        if presence:
+            self._client.will_set(
+                self.topics.status,
+                device_status(identity, online=False, version=software_version),
+                qos=1,
+                retain=True,
+            )
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_publish = self._handle_publish
@@ -253,14 +257,14 @@ class MqttUplink:
     def _shutdown(self) -> None:
         self._flush_acks(force=True)
         if self.connected:
-            info = self._client.publish(
-                self.topics.status,
-                device_status(self.identity, online=False, version=self._version),
-                qos=1,
-                retain=True,
-            )
+            info = None
+            if self._presence:
+                offline = device_status(self.identity, online=False, version=self._version)
+                info = self._client.publish(self.topics.status, offline, qos=1, retain=True)
             deadline = time.monotonic() + 2.0
-            while not info.is_published() and time.monotonic() < deadline:
+            while self._pending or (info is not None and not info.is_published()):
+                if time.monotonic() > deadline:
+                    break
                 if self._client.loop(timeout=_POLL_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
             self._flush_acks(force=True)
@@ -283,12 +287,13 @@ class MqttUplink:
             "mqtt connected",
             extra={"session_present": bool(flags.session_present), "event": "connack"},
         )
-        client.publish(
-            self.topics.status,
-            device_status(self.identity, online=True, version=self._version),
-            qos=1,
-            retain=True,
-        )
+        if self._presence:
+            client.publish(
+                self.topics.status,
+                device_status(self.identity, online=True, version=self._version),
+                qos=1,
+                retain=True,
+            )
         if self._on_config is not None:
             client.subscribe(self.topics.config, options=SubscribeOptions(qos=1))
 

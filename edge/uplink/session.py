@@ -45,12 +45,19 @@ def build_uplink(
     software_version: str = "",
     on_config: ConfigDecider | None = None,
     config_version: Callable[[], int] = lambda: 0,
+    client_id_suffix: str = "",
+    presence: bool = True,
 ) -> Uplink:
-    """The uplink named by `uplink.transport`, draining `outbox`, answering pushed configs."""
+    """The uplink named by `uplink.transport`, draining `outbox`, answering pushed configs.
+
+    `client_id_suffix` gives a second MQTT client of the same device (e.g. a replay publisher)
+    its own session, so it does not take the daemon's session over; `presence=False` keeps it
+    from publishing the device's online/offline status.
+    """
     cfg = config.uplink
     backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
     if cfg.transport == "mqtt":
-        from edge.uplink.mqtt import MqttUplink
+        from edge.uplink.mqtt import MqttUplink, client_id_for
 
         holder: list[MqttUplink] = []
 
@@ -65,7 +72,9 @@ def build_uplink(
             outbox,
             backoff=backoff,
             software_version=software_version,
+            client_id=client_id_for(config.device) + client_id_suffix,
             on_config=on_message if on_config is not None else None,
+            presence=presence,
         )
         holder.append(mqtt_uplink)
         return mqtt_uplink
@@ -103,7 +112,7 @@ class UplinkSession:
             max_entries=config.outbox.max_entries,
             max_age_s=config.outbox.max_age_s,
         )
-        self.uplink = build_uplink(config, self.outbox)
+        self.uplink = build_uplink(config, self.outbox, client_id_suffix="-session", presence=False)
 
     def __enter__(self) -> UplinkSession:
         self.uplink.start()

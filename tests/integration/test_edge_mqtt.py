@@ -320,6 +320,7 @@ def test_uplink_session_for_replays_stores_sends_and_drains(
     outbox = SqliteOutbox(tmp_path / "outbox.db")
     assert outbox.stats().depth == 0
     outbox.close()
+    assert statuses(collector) == []  # a replay must not speak for the daemon's presence
 
 
 class FlakyOutbox(SqliteOutbox):

@@ -77,9 +77,10 @@ def test_same_payload_twice_is_answered_once(tmp_path: Path) -> None:
         (doc(2, extra_key=1), "extra_key"),
         ({**doc(2), "device": {"device_id": "other", "store_id": "st"}}, "device"),
         (doc(1, line_x=0.2), "version"),
+        (doc(2, outbox={"path": "/elsewhere/outbox.db"}), "outbox.path"),
         (doc(0, line_x=0.2), "version"),
     ],
-    ids=["out-of-range", "unknown-key", "identity", "same-version", "older"],
+    ids=["out-of-range", "unknown-key", "identity", "same-version", "outbox-moved", "older"],
 )
 def test_invalid_config_is_rejected_and_old_stays(
     tmp_path: Path, document: dict[str, Any], field: str
