@@ -48,6 +48,20 @@ class Broken:
         pass
 
 
+class Stalled:
+    """A camera that connects and then never delivers a frame until stopped."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def __iter__(self) -> Iterator[tuple[Any, float]]:
+        self._stop.wait()
+        return iter(())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Pipeline:
     def __init__(self, camera: CameraConfig) -> None:
         self.camera = camera
@@ -140,3 +154,20 @@ def test_load_factory_errors_are_clear() -> None:
     with pytest.raises(AgentError, match="cannot load"):
         load_factory("edge.no_such_module:make")
     assert load_factory("builtins:list") == []  # the callable is called, its result returned
+
+
+def test_a_stalled_camera_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    agent = Agent(
+        config(tmp_path),
+        pipeline_factory=lambda cfg, cam: Pipeline(cam),
+        source_factory=lambda cam: Stalled() if cam.id == "bad" else Ticker(),
+        drain_timeout_s=0.0,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    wait_until(lambda: agent.workers[0].frames >= 50)
+    assert agent.workers[1].frames == 0
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()  # stop() released the stalled read; shutdown completed
