@@ -6,6 +6,7 @@ The machine's shared broker on 1883 is never touched: each test module starts it
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import shutil
 import socket
@@ -348,3 +349,81 @@ def test_outbox_errors_do_not_stop_the_uplink(broker: Broker, tmp_path: Path, pr
         uplink.stop()
         outbox.close()
     assert outbox.failures == 0
+
+
+class BlackholeProxy:
+    """A TCP proxy to the broker that can silently swallow traffic (no FIN, no RST)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.blackhole = threading.Event()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if not self.blackhole.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                s.close()
+
+
+@pytest.mark.slow
+def test_silently_dropped_traffic_is_detected_and_nothing_is_lost(
+    broker: Broker, tmp_path: Path, prefix: str
+) -> None:
+    proxy = BlackholeProxy(broker.port)
+    collector = Collector(broker.port, prefix)  # the cloud side talks to the broker directly
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    cfg = MqttConfig(port=proxy.port, topic_prefix=prefix, keepalive_s=5, max_inflight=5)
+    uplink = MqttUplink(cfg, IDENT, outbox, backoff=Backoff(0.05, 0.3))
+    uplink.start()
+    try:
+        outbox.put_many([window(i) for i in range(10)])
+        uplink.notify()
+        wait_until(lambda: len(collector.first_seen_sequences()) == 10, what="first batch")
+        proxy.blackhole.set()  # the network goes silent: no error, no close
+        outbox.put_many([window(i) for i in range(10, 30)])
+        uplink.notify()
+        wait_until(lambda: not uplink.connected, timeout=20, what="keepalive to notice")
+        # The 20 new ones wait (plus any of the first batch whose PUBACK the silence swallowed).
+        assert outbox.stats().depth >= 20
+        proxy.blackhole.clear()
+        wait_until(lambda: outbox.stats().depth == 0, timeout=20, what="drain after the silence")
+        wait_until(lambda: len(collector.first_seen_sequences()) == 30, what="every envelope")
+    finally:
+        uplink.stop()
+        collector.close()
+        outbox.close()
+        proxy.close()
+    assert collector.first_seen_sequences() == list(range(1, 31))
