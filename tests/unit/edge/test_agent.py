@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from edge.agent import Agent, AgentError, load_factory
+from edge.agent import Agent, AgentError, EpochSource, default_source_factory, load_factory
 from edge.config import CameraConfig, EdgeConfig
 from edge.outbox import SqliteOutbox
 from protos.mallpulse.v1 import telemetry_pb2
@@ -171,3 +171,51 @@ def test_a_stalled_camera_does_not_hold_up_the_others(tmp_path: Path) -> None:
     stop.set()
     thread.join(10)
     assert not thread.is_alive()  # stop() released the stalled read; shutdown completed
+
+
+class Inner:
+    """A stand-in for an edge.capture source: stream timestamps 0, 0.05, 0.10, ..."""
+
+    def __init__(self, n: int, epoch_offset: float | None = None) -> None:
+        self.n = n
+        self.dropped = 3
+        self.stopped = False
+        if epoch_offset is not None:
+            self.epoch_offset = epoch_offset
+
+    def __iter__(self) -> Iterator[tuple[Any, float]]:
+        for i in range(self.n):
+            yield i, i * 0.05
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_epoch_source_maps_live_and_file_time_to_the_wall_clock() -> None:
+    live = list(EpochSource(Inner(3, epoch_offset=1_000.0), paced=False))
+    assert [t for _, t in live] == [1_000.0, 1_000.05, 1_000.1]
+    before = time.time()
+    src = EpochSource(Inner(5), paced=True)
+    frames = list(src)
+    after = time.time()
+    assert [f for f, _ in frames] == [0, 1, 2, 3, 4]
+    assert before <= frames[0][1] <= frames[-1][1] <= after
+    assert frames[-1][1] - frames[0][1] == pytest.approx(0.2)
+    assert after - before >= 0.19  # paced: a 0.2 s clip takes 0.2 s
+    assert src.dropped == 3
+    src.stop()
+    assert src.inner.stopped
+
+
+def test_default_source_factory_opens_files_relative_to_the_config(
+    tmp_path: Path, shared_file: Any
+) -> None:
+    import shutil
+
+    shutil.copy(shared_file("data/video/people-detection.gif"), tmp_path / "clip.gif")
+    cam = CameraConfig(id="c", source="clip.gif", max_fps=100)
+    source = default_source_factory(tmp_path)(cam)
+    frame, t = next(iter(source))
+    source.stop()
+    assert frame.shape[2] == 3
+    assert abs(t - time.time()) < 5
