@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 COMPOSE_DIR = REPO / "deploy" / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
 ENV_EXAMPLE = COMPOSE_DIR / ".env.example"
+MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 CLOUD_DOCKERFILE = REPO / "deploy" / "docker" / "cloud.Dockerfile"
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|AUTH")
@@ -237,13 +238,18 @@ def test_mosquitto_uses_the_generated_config_and_tls_certificates(
     services: dict[str, dict[str, Any]],
 ) -> None:
     mosquitto = services["mosquitto"]
-    assert command_of(mosquitto)[-1] == "/mosquitto/config/mosquitto.conf"
+    assert command_of(mosquitto)[-1].endswith("mosquitto -c /etc/mosquitto/mosquitto.conf")
     mounts = {m["target"]: m for m in mosquitto["volumes"] if isinstance(m, dict)}
-    config = mounts["/mosquitto/config"]
-    assert (COMPOSE_DIR / config["source"]).resolve() == REPO / "deploy" / "mosquitto"
-    assert config["read_only"] is True
-    certs = mounts["/mosquitto/certs"]
-    assert certs["source"].startswith("${MQTT_CERTS_DIR") and certs["read_only"] is True
+    config = mounts["/etc/mosquitto/mosquitto.conf"]
+    assert (COMPOSE_DIR / config["source"]).resolve() == MOSQUITTO_CONF
+    generated = [mounts[f"/etc/mosquitto/mallpulse.{kind}"] for kind in ("acl", "passwd")]
+    assert all(
+        (COMPOSE_DIR / m["source"]).parent.resolve() == COMPOSE_DIR / "broker" for m in generated
+    )
+    assert "broker/" in (COMPOSE_DIR / ".gitignore").read_text().split()
+    certs = mounts["/etc/mosquitto/certs"]
+    assert certs["source"].startswith("${MQTT_CERTS_DIR")
+    assert all(m["read_only"] is True for m in (config, *generated, certs))
     assert any(str(p).endswith(":8883") for p in mosquitto["ports"])
     cloud_env = services["ingest-1"]["environment"]
     assert cloud_env["MALLPULSE_MQTT_PORT"] == "8883" and cloud_env["MALLPULSE_MQTT_CA_FILE"]
@@ -269,15 +275,21 @@ def conf_directives(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def test_the_mounted_mosquitto_conf_uses_the_mounted_paths() -> None:
-    conf = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
-    assert conf.is_file(), f"broker config missing: {conf}"
-    directives = conf_directives(conf)
+FILE_DIRECTIVES = {"password_file", "acl_file", "certfile", "keyfile", "cafile"}
+
+
+def test_every_path_of_the_broker_config_is_mounted(services: dict[str, dict[str, Any]]) -> None:
+    assert MOSQUITTO_CONF.is_file(), f"broker config missing: {MOSQUITTO_CONF}"
+    directives = conf_directives(MOSQUITTO_CONF)
     listeners = [value.split()[0] for key, value in directives if key == "listener"]
     assert "8883" in listeners, "the compose stack publishes and probes a TLS listener on 8883"
-    for key, value in directives:
-        if key in {"cafile", "certfile", "keyfile"}:
-            assert value.startswith("/mosquitto/certs/"), f"{key} {value}: certs are mounted there"
-        if key in {"acl_file", "password_file"}:
-            assert value.startswith("/mosquitto/config/"), f"{key} {value}: deploy/mosquitto/"
-    assert {"cafile", "certfile", "keyfile"} <= {key for key, _ in directives}
+    targets = [
+        m["target"] if isinstance(m, dict) else m.split(":")[1]
+        for m in services["mosquitto"]["volumes"]
+    ]
+    paths = [value for key, value in directives if key in FILE_DIRECTIVES]
+    paths += [value for key, value in directives if key == "persistence_location"]
+    assert {"certfile", "keyfile", "cafile"} <= {key for key, _ in directives}
+    for path in paths:
+        covered = [t for t in targets if path == t or path.startswith(t.rstrip("/") + "/")]
+        assert covered, f"{MOSQUITTO_CONF.name} needs {path}, which no volume provides"

@@ -345,3 +345,20 @@ def test_rendered_overlay_is_valid(overlay: Path) -> None:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "mallpulse", doc["metadata"]["name"]
+
+
+def test_in_cluster_broker_mounts_every_path_of_the_broker_config() -> None:
+    conf = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+    assert conf.is_file(), f"broker config missing: {conf}"
+    broker = of_kind(resources(K8S / "components"), "StatefulSet")["mosquitto"]
+    container = containers(broker)[0]
+    assert container["command"] == ["mosquitto", "-c", "/etc/mosquitto/mosquitto.conf"]
+    targets = [m["mountPath"] for m in container["volumeMounts"]]
+    keys = {"password_file", "acl_file", "certfile", "keyfile", "cafile", "persistence_location"}
+    for line in conf.read_text().splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key in keys:
+            path = value.strip()
+            covered = [t for t in targets if path == t or path.startswith(t.rstrip("/") + "/")]
+            assert covered, f"{conf.name} needs {path}, which no volume provides"
+    assert "/etc/mosquitto/mosquitto.conf" in targets
