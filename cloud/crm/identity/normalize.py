@@ -108,5 +108,5 @@ def normalize_identifier(kind: str, raw: str, *, default_region: str = "US") -> 
             raise CrmInvalidInputError(f"invalid wechat_id {raw!r}: 6-20 letters/digits/_/-")
         return value
     if k is IdentifierKind.LOYALTY_NUMBER:
-        return _token(k, raw, fold=False).upper().replace(" ", "")
+        return _token(k, re.sub(r"[\s-]+", "", raw), fold=False).upper()  # printed "AB 12-3"
     return _token(k, raw, fold=k is IdentifierKind.DEVICE_ID)

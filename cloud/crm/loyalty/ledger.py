@@ -148,10 +148,10 @@ def debit(
     now: datetime,
     reference: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> tuple[int, list[tuple[int, int, datetime]]]:
-    """Consume unexpired lots oldest-expiring first (account locked by the caller)."""
-    lots = repo.open_lots(conn, account_id, now)
-    available = sum(r for _, r, _ in lots)
+) -> tuple[int, list[tuple[int, int, datetime]], int]:
+    """Consume unexpired lots oldest-expiring first (account locked by the caller); returns
+    (entry id, (lot, points, expiry) taken, balance left)."""
+    available, lots = repo.lots_to_cover(conn, account_id, now, points)
     if points > available:
         raise InsufficientPointsError(
             f"account {account_id} holds {available} points; {points} were requested"
@@ -167,7 +167,7 @@ def debit(
         detail=detail,
     )
     repo.consume(conn, entry, [(lot, n) for lot, n, _ in takes])
-    return entry, takes
+    return entry, takes, available - points
 
 
 def earn(
@@ -201,10 +201,10 @@ def burn(
     _positive(points)
     when = _now(now)
     _lock(conn, account_id)
-    entry, _ = debit(
+    entry, _, left = debit(
         conn, account_id=account_id, points=points, kind="burn", now=when, reference=reference
     )
-    return {"entry_id": entry, "points": points, "balance": repo.balance(conn, account_id, when)}
+    return {"entry_id": entry, "points": points, "balance": left}
 
 
 def transfer(
@@ -222,7 +222,7 @@ def transfer(
     when = _now(now)
     _lock(conn, from_account_id, to_account_id)
     ref = f"transfer {from_account_id}->{to_account_id}"
-    out_entry, takes = debit(
+    out_entry, takes, left = debit(
         conn,
         account_id=from_account_id,
         points=points,
@@ -247,7 +247,7 @@ def transfer(
         "out_entry_id": out_entry,
         "in_entry_id": in_entry,
         "points": points,
-        "from_balance": repo.balance(conn, from_account_id, when),
+        "from_balance": left,
         "to_balance": repo.balance(conn, to_account_id, when),
     }
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cloud.crm.errors import CrmInvalidInputError
 from cloud.crm.money import validate_currency
 
 
@@ -79,7 +80,10 @@ class LoyaltyProgram(BaseModel):
     @field_validator("earn_rates")
     @classmethod
     def _iso_codes(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        return {validate_currency(k): v for k, v in value.items()}
+        try:
+            return {validate_currency(k): v for k, v in value.items()}
+        except CrmInvalidInputError as exc:  # a config error must surface as a ValidationError
+            raise ValueError(exc.detail) from exc
 
     @model_validator(mode="after")
     def _tiers_ordered(self) -> LoyaltyProgram:

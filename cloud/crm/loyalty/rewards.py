@@ -41,7 +41,7 @@ def redeem(
     if reward["stock"] <= 0:
         raise OutOfStockError(f"reward {reward['code']} is out of stock")
     ledger.lock_account(conn, account_id)
-    entry, _ = ledger.debit(
+    entry, _, _ = ledger.debit(
         conn,
         account_id=account_id,
         points=int(reward["cost_points"]),

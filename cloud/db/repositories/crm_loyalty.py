@@ -98,6 +98,22 @@ def open_lots(conn: Conn, account_id: int, now: datetime) -> list[tuple[int, int
     return [(int(r[0]), int(r[1]), r[2]) for r in rows]
 
 
+def lots_to_cover(
+    conn: Conn, account_id: int, now: datetime, points: int
+) -> tuple[int, list[tuple[int, int, datetime]]]:
+    """(available points, the oldest-expiring unexpired lots needed to cover `points`)."""
+    rows = conn.execute(
+        "SELECT id, remaining, expires_at, total FROM (SELECT id, remaining, expires_at,"
+        " sum(remaining) OVER (ORDER BY expires_at, id) AS running,"
+        " sum(remaining) OVER () AS total FROM loyalty_lots"
+        " WHERE account_id = %s AND remaining > 0 AND expires_at > %s) t"
+        " WHERE running - remaining < %s ORDER BY expires_at, id",
+        (account_id, now, points),
+    ).fetchall()
+    available = int(rows[0][3]) if rows else 0
+    return available, [(int(r[0]), int(r[1]), r[2]) for r in rows]
+
+
 def due_lots(conn: Conn, account_id: int, now: datetime) -> list[tuple[int, int, datetime]]:
     """Lots whose expiry has passed but that still hold points."""
     rows = conn.execute(
