@@ -71,7 +71,9 @@ def migrate(conninfo: str) -> list[int]:
             for mig in discover():
                 if mig.version in done or _skip_variant(mig, timescale):
                     continue
-                log.info("applying migration", extra={"version": mig.version, "migration": mig.name})
+                log.info(
+                    "applying migration", extra={"version": mig.version, "migration": mig.name}
+                )
                 with conn.transaction():
                     conn.execute(mig.sql.encode())
                     conn.execute(
