@@ -167,6 +167,66 @@ def median_of(label: str, repeat: int, run: object) -> float:
     return statistics.median(times)
 
 
+class Bench:
+    """Shared state of one benchmark run: broker, envelopes, a folder for outbox files."""
+
+    def __init__(self, host: str, port: int, n: int, repeat: int, tmp: Path) -> None:
+        self.host, self.port, self.n, self.repeat, self.tmp = host, port, n, repeat, tmp
+        self.prefix = f"bench/{uuid.uuid4().hex[:8]}/mallpulse/v1"
+        self.envs = [window_envelope(f"cam{i % 4}", i) for i in range(n)]
+        self._count = 0
+
+    def outbox_of(self, items: list[telemetry_pb2.Envelope]) -> SqliteOutbox:
+        """A fresh outbox file holding `items`."""
+        self._count += 1
+        return fill(self.tmp / f"o{self._count}.db", items)
+
+    def mqtt_pairs(self) -> tuple[float, float]:
+        """Median seconds of (bare paho, outbox -> MQTT), runs interleaved A B A B ..."""
+        sample = self.outbox_of(self.envs)
+        payloads = [e.payload for e in sample.peek(limit=self.n)]
+        sample.close()
+        topic = f"{self.prefix}/{IDENT.store_id}/{IDENT.device_id}/window"
+        print(f"payload size: {len(payloads[0])} bytes; n={self.n}; in-flight={INFLIGHT}")
+        pairs = []
+        for k in range(self.repeat):  # interleaved, so load from elsewhere hits both alike
+            b = bare_paho(self.host, self.port, payloads, topic)
+            ob = self.outbox_of(self.envs)
+            u = drain(ob, mqtt_uplink(ob, self.host, self.port, self.prefix), wait_connect=True)
+            pairs.append((b, u))
+            print(f"  pair {k + 1}/{self.repeat}: bare paho {b:.3f} s, outbox->mqtt {u:.3f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return statistics.median(b for b, _ in pairs), statistics.median(u for _, u in pairs)
+
+    def backlog(self) -> tuple[int, float]:
+        """(envelopes, median seconds) to drain one hour of a 4-camera gateway, connect included."""
+        items = [window_envelope(f"cam{c}", i) for i in range(60) for c in range(4)]
+        items += [health_envelope() for _ in range(120)]
+
+        def run() -> float:
+            ob = self.outbox_of(items)
+            return drain(ob, mqtt_uplink(ob, self.host, self.port, self.prefix), wait_connect=False)
+
+        return len(items), median_of("1 h backlog drain (mqtt)", self.repeat, run)
+
+    def grpc(self) -> float:
+        """Median seconds to drain the envelopes over gRPC to a loopback server."""
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        ingest_pb2_grpc.add_TelemetryIngestServicer_to_server(_Ingest(), server)
+        gport = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+
+        def run() -> float:
+            ob = self.outbox_of(self.envs)
+            cfg = GrpcConfig(target=f"127.0.0.1:{gport}")
+            return drain(ob, GrpcUplink(cfg, IDENT, ob), wait_connect=True)
+
+        try:
+            return median_of("outbox->grpc", self.repeat, run)
+        finally:
+            server.stop(None)
+
+
 def main() -> None:
     """Run the benchmark and print figures and ratios."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -175,67 +235,15 @@ def main() -> None:
     ap.add_argument("--broker", default="127.0.0.1:1883", help="MQTT broker host:port")
     args = ap.parse_args()
     host, _, port_s = args.broker.partition(":")
-    port = int(port_s or 1883)
-    prefix = f"bench/{uuid.uuid4().hex[:8]}/mallpulse/v1"
-    envs = [window_envelope(f"cam{i % 4}", i) for i in range(args.n)]
     with tempfile.TemporaryDirectory() as tmp:
-        tmpd = Path(tmp)
-        counter = iter(range(10**6))
-
-        def outbox_of(items: list[telemetry_pb2.Envelope]) -> SqliteOutbox:
-            return fill(tmpd / f"o{next(counter)}.db", items)
-
-        sample = outbox_of(envs)
-        payloads = [e.payload for e in sample.peek(limit=args.n)]
-        sample.close()
-        topic = f"{prefix}/{IDENT.store_id}/{IDENT.device_id}/window"
-        print(f"payload size: {len(payloads[0])} bytes; n={args.n}; in-flight={INFLIGHT}")
-
-        def uplink_run() -> float:
-            ob = outbox_of(envs)
-            return drain(ob, mqtt_uplink(ob, host, port, prefix), wait_connect=True)
-
-        # Interleaved (baseline, uplink, baseline, ...) so load from elsewhere hits both alike.
-        pairs = []
-        for k in range(args.repeat):
-            b = bare_paho(host, port, payloads, topic)
-            u = uplink_run()
-            pairs.append((b, u))
-            print(
-                f"  pair {k + 1}/{args.repeat}: bare paho {b:.3f} s, outbox->mqtt {u:.3f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-        base = statistics.median(b for b, _ in pairs)
-        up = statistics.median(u for _, u in pairs)
-        backlog = [window_envelope(f"cam{c}", i) for i in range(60) for c in range(4)]
-        backlog += [health_envelope() for _ in range(120)]
-
-        def backlog_run() -> float:
-            ob = outbox_of(backlog)
-            return drain(ob, mqtt_uplink(ob, host, port, prefix), wait_connect=False)
-
-        bl = median_of("1 h backlog drain (mqtt)", args.repeat, backlog_run)
-
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        ingest_pb2_grpc.add_TelemetryIngestServicer_to_server(_Ingest(), server)
-        gport = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-
-        def grpc_run() -> float:
-            ob = outbox_of(envs)
-            cfg = GrpcConfig(target=f"127.0.0.1:{gport}")
-            return drain(ob, GrpcUplink(cfg, IDENT, ob), wait_connect=True)
-
-        gr = median_of("outbox->grpc", args.repeat, grpc_run)
-        server.stop(None)
-
+        bench = Bench(host, int(port_s or 1883), args.n, args.repeat, Path(tmp))
+        base, up = bench.mqtt_pairs()
+        n_bl, bl = bench.backlog()
+        gr = bench.grpc()
     print(f"bare paho QoS 1:        {args.n / base:10.0f} envelopes/s")
     print(f"outbox -> MQTT (acked): {args.n / up:10.0f} envelopes/s")
     print(f"ratio uplink/baseline:  {base / up:10.2f}   (aim >= 0.7)")
-    print(
-        f"1 h backlog ({len(backlog)} envelopes) drained in {bl:.3f} s ({len(backlog) / bl:.0f}/s)"
-    )
+    print(f"1 h backlog ({n_bl} envelopes) drained in {bl:.3f} s ({n_bl / bl:.0f}/s)")
     print(f"outbox -> gRPC (acked): {args.n / gr:10.0f} envelopes/s")
 
 

@@ -31,7 +31,8 @@ from protos.mallpulse.v1 import telemetry_pb2
 
 log = logging.getLogger(__name__)
 
-ConfigHandler = Callable[[bytes], None]
+# Takes a pushed config document; returns the JSON verdict to publish on config/status, or None.
+ConfigDecider = Callable[[bytes], bytes | None]
 _POLL_S = 0.05
 _REPEEK_S = 1.0  # look for entries written by other processes (e.g. a replay) this often
 _PREFETCH = 256  # entries read from the outbox per query
@@ -96,7 +97,7 @@ class MqttUplink:
         backoff: Backoff | None = None,
         software_version: str = "",
         client_id: str | None = None,
-        on_config: ConfigHandler | None = None,
+        on_config: ConfigDecider | None = None,
         presence: bool = True,
     ) -> None:
         self.config = config
@@ -328,6 +329,9 @@ class MqttUplink:
         if self._on_config is None or message.topic != self.topics.config:
             return
         try:
-            self._on_config(bytes(message.payload))
+            reply = self._on_config(bytes(message.payload))
         except Exception:  # a bad config must never stop the uplink
             log.exception("config handler failed", extra={"event": "config"})
+            return
+        if reply is not None:
+            self.publish_config_status(reply)

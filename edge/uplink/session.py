@@ -59,25 +59,16 @@ def build_uplink(
     if cfg.transport == "mqtt":
         from edge.uplink.mqtt import MqttUplink, client_id_for
 
-        holder: list[MqttUplink] = []
-
-        def on_message(payload: bytes) -> None:
-            reply = on_config(payload) if on_config is not None else None
-            if reply is not None and holder:
-                holder[0].publish_config_status(reply)
-
-        mqtt_uplink = MqttUplink(
+        return MqttUplink(
             cfg.mqtt,
             config.device,
             outbox,
             backoff=backoff,
             software_version=software_version,
             client_id=client_id_for(config.device) + client_id_suffix,
-            on_config=on_message if on_config is not None else None,
+            on_config=on_config,
             presence=presence,
         )
-        holder.append(mqtt_uplink)
-        return mqtt_uplink
     if cfg.transport == "grpc":
         from edge.uplink.grpc import GrpcUplink
 
