@@ -69,6 +69,14 @@ def advance(
     return steps[-1][1]
 
 
+def advance_profile(
+    conn: Conn, *, profile_id: int, store_id: str | None, when: datetime
+) -> str | None:
+    """`advance` from the profile's stored stage."""
+    current = repo.current_stage(conn, profile_id)
+    return advance(conn, profile_id=profile_id, current=current, store_id=store_id, when=when)
+
+
 def funnel(
     conn: Conn, *, start: datetime, end: datetime, store_id: str | None = None
 ) -> dict[str, Any]:

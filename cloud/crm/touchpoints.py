@@ -11,11 +11,10 @@ from typing import Any
 import psycopg
 
 from cloud.crm import lifecycle
-from cloud.crm.errors import CrmInvalidInputError
+from cloud.crm.errors import CrmConflictError, CrmInvalidInputError
 from cloud.crm.identity.rules import IdentityRules
-from cloud.crm.identity.service import IdentifierInput, ingest_record
+from cloud.crm.identity.service import IdentifierInput, ingest_event_record
 from cloud.db.repositories import crm_events as repo
-from cloud.db.repositories import crm_identity as id_repo
 
 Conn = psycopg.Connection[Any]
 CHANNELS = ("web", "app", "pos", "store_visit", "email", "sms", "support")
@@ -58,21 +57,18 @@ def record_touchpoint(
             raise CrmInvalidInputError(f"unknown store {store_id!r}")
         if external_id is not None and (found := repo.find_touchpoint(conn, channel, external_id)):
             return TouchpointResult(int(found["id"]), int(found["profile_id"]), False, None)
-        ids = list(identifiers.items()) if isinstance(identifiers, Mapping) else list(identifiers)
-        key = f"{channel}:" + "|".join(sorted(f"{k}={v}" for k, v in ids))
-        resolved = ingest_record(
+        who = ingest_event_record(
             conn,
             source=_SOURCE.get(channel, channel),
-            identifiers=ids,
+            identifiers=identifiers,
             attributes=attributes,
-            source_key=key[:500],
             observed_at=occurred_at,
             rules=rules,
         )
         tp = repo.insert_touchpoint(
             conn,
-            profile_id=resolved.profile_id,
-            record_id=resolved.record_id,
+            profile_id=who.profile_id,
+            record_id=who.record_id,
             channel=channel,
             event=event,
             store_id=store_id,
@@ -81,15 +77,8 @@ def record_touchpoint(
             external_id=external_id,
         )
         if tp is None:
-            raise CrmInvalidInputError(
-                f"touchpoint {channel}/{external_id} was stored concurrently"
-            )
-        profile = id_repo.get_profile(conn, resolved.profile_id)
-        stage = lifecycle.advance(
-            conn,
-            profile_id=resolved.profile_id,
-            current=profile["lifecycle_stage"] if profile else None,
-            store_id=store_id,
-            when=occurred_at,
+            raise CrmConflictError(f"touchpoint {channel}/{external_id} was stored concurrently")
+        stage = lifecycle.advance_profile(
+            conn, profile_id=who.profile_id, store_id=store_id, when=occurred_at
         )
-    return TouchpointResult(tp, resolved.profile_id, True, stage)
+    return TouchpointResult(tp, who.profile_id, True, stage)

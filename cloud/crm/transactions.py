@@ -13,10 +13,9 @@ import psycopg
 from cloud.crm import lifecycle
 from cloud.crm.errors import CrmInvalidInputError, CrmNotFoundError
 from cloud.crm.identity.rules import IdentityRules
-from cloud.crm.identity.service import IdentifierInput, ingest_record
+from cloud.crm.identity.service import IdentifierInput, ingest_event_record
 from cloud.crm.money import to_amount, validate_currency
 from cloud.db.repositories import crm_events as repo
-from cloud.db.repositories import crm_identity as id_repo
 
 Conn = psycopg.Connection[Any]
 
@@ -106,21 +105,18 @@ def record_transaction(
         done = repo.find_transaction(conn, store_id=store_id, external_id=external_id)
         if done is not None:
             return _existing(conn, done)
-        ids = list(identifiers.items()) if isinstance(identifiers, Mapping) else list(identifiers)
-        key = "pos:" + "|".join(sorted(f"{k}={v}" for k, v in ids))
-        resolved = ingest_record(
+        buyer = ingest_event_record(
             conn,
             source="pos",
-            identifiers=ids,
+            identifiers=identifiers,
             attributes=attributes,
-            source_key=key[:500],
             observed_at=occurred_at,
             rules=rules,
         )
         txn_id = repo.insert_transaction(
             conn,
-            profile_id=resolved.profile_id,
-            record_id=resolved.record_id,
+            profile_id=buyer.profile_id,
+            record_id=buyer.record_id,
             store_id=store_id,
             external_id=external_id,
             occurred_at=occurred_at,
@@ -133,18 +129,12 @@ def record_transaction(
             assert found is not None
             return _existing(conn, found)
         repo.insert_items(conn, txn_id, rows)
-        profile = id_repo.get_profile(conn, resolved.profile_id)
-        lifecycle.advance(
-            conn,
-            profile_id=resolved.profile_id,
-            current=profile["lifecycle_stage"] if profile else None,
-            store_id=store_id,
-            when=occurred_at,
+        lifecycle.advance_profile(
+            conn, profile_id=buyer.profile_id, store_id=store_id, when=occurred_at
         )
-        points = 0
-        if earn_points and kind == "sale":
-            points = ledger.earn_for_transaction(conn, transaction_id=txn_id)
-    return TransactionResult(txn_id, resolved.profile_id, True, points)
+        earn = earn_points and kind == "sale"
+        points = ledger.earn_for_transaction(conn, transaction_id=txn_id) if earn else 0
+    return TransactionResult(txn_id, buyer.profile_id, True, points)
 
 
 def _existing(conn: Conn, row: dict[str, Any]) -> TransactionResult:

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from cloud.crm import lifecycle
 from cloud.crm.errors import CrmConflictError, CrmInvalidInputError, CrmNotFoundError
 from cloud.crm.identity.normalize import normalize_identifier
 from cloud.crm.identity.reconcile import GroupPlan, plan_profiles
@@ -83,6 +84,30 @@ def ingest_record(
     assert pending.record_id is not None
     return ResolvedRecord(
         pending.record_id, profile_of[pending.record_id], pending.created_profile, merged
+    )
+
+
+def ingest_event_record(
+    conn: Conn,
+    *,
+    source: str,
+    identifiers: IdentifierInput,
+    attributes: Mapping[str, Any] | None,
+    observed_at: datetime,
+    rules: IdentityRules | None,
+) -> ResolvedRecord:
+    """The record behind an event (purchase, touchpoint): one per source and identifier set, so
+    a repeat customer reuses it."""
+    ids = list(identifiers.items()) if isinstance(identifiers, Mapping) else list(identifiers)
+    key = f"{source}:" + "|".join(sorted(f"{k}={v}" for k, v in ids))
+    return ingest_record(
+        conn,
+        source=source,
+        identifiers=ids,
+        attributes=attributes,
+        source_key=key[:500],
+        observed_at=observed_at,
+        rules=rules,
     )
 
 
@@ -165,6 +190,8 @@ def resolve_region(
         profile_of.update(dict.fromkeys(plan.record_ids, pid))
     for pid in set(profile_of.values()):
         refresh_profile(conn, pid, rules)
+        if merged:  # the survivor now holds more history: its stage may move on
+            lifecycle.advance_profile(conn, profile_id=pid, store_id=None, when=datetime.now(UTC))
     return profile_of, merged
 
 

@@ -62,6 +62,7 @@ def open_account(
     """Open an account for a live profile; the member number becomes one of its identifiers."""
     program = program or LoyaltyProgram()
     when = _now(now)
+    id_repo.lock_identity(conn)  # the member number becomes an identifier
     live = id_repo.resolve_profile_id(conn, profile_id)
     if live is None:
         raise CrmNotFoundError(f"profile {profile_id} does not exist")

@@ -181,6 +181,14 @@ def lifecycle_facts(conn: Conn, profile_id: int) -> dict[str, int]:
     return {k: int(v) for k, v in (row or {}).items()}
 
 
+def current_stage(conn: Conn, profile_id: int) -> str | None:
+    """A profile's stored lifecycle stage."""
+    row = conn.execute(
+        "SELECT lifecycle_stage FROM crm_profiles WHERE id = %s", (profile_id,)
+    ).fetchone()
+    return str(row[0]) if row and row[0] is not None else None
+
+
 def set_stage(conn: Conn, profile_id: int, stage: str) -> None:
     """Store a profile's current lifecycle stage."""
     conn.execute("UPDATE crm_profiles SET lifecycle_stage = %s WHERE id = %s", (stage, profile_id))

@@ -247,3 +247,20 @@ def test_roles_and_store_scoping(client: TestClient, token_for: Any, store_id: s
         == 403
     )
     assert client.get("/v1/customers", headers=token_for(Role.DEVICE)).status_code == 403
+
+
+def test_openapi_documents_the_crm(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in (
+        "/v1/customers/{profile_id}",
+        "/v1/transactions",
+        "/v1/touchpoints",
+        "/v1/customers/import",
+        "/v1/lifecycle/funnel",
+        "/v1/rewards",
+    ):
+        assert path in paths
+    burn = paths["/v1/loyalty/accounts/{account_id}/burn"]["post"]
+    header = [p for p in burn["parameters"] if p["in"] == "header"]
+    assert header[0]["name"] == "Idempotency-Key" and header[0]["required"] is True
