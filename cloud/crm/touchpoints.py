@@ -52,11 +52,11 @@ def record_touchpoint(
         raise CrmInvalidInputError("event must be 1-64 characters")
     if occurred_at.tzinfo is None:
         raise CrmInvalidInputError("occurred_at must be timezone-aware")
-    with conn.transaction():
-        if store_id is not None and not repo.store_exists(conn, store_id):
-            raise CrmInvalidInputError(f"unknown store {store_id!r}")
-        if external_id is not None and (found := repo.find_touchpoint(conn, channel, external_id)):
-            return TouchpointResult(int(found["id"]), int(found["profile_id"]), False, None)
+    if store_id is not None and not repo.store_exists(conn, store_id):
+        raise CrmInvalidInputError(f"unknown store {store_id!r}")
+    if external_id is not None and (found := repo.find_touchpoint(conn, channel, external_id)):
+        return TouchpointResult(int(found["id"]), int(found["profile_id"]), False, None)
+    with conn.transaction():  # a savepoint when the caller has a transaction open
         who = ingest_event_record(
             conn,
             source=_SOURCE.get(channel, channel),

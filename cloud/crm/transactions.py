@@ -99,12 +99,14 @@ def record_transaction(
         store_id=store_id, external_id=external_id, occurred_at=occurred_at, total=total, kind=kind
     )
     rows = _check_items(items)
+    # These reads also open the caller's transaction (non-autocommit connections), so the block
+    # below is a savepoint and the caller decides when to commit.
+    if not repo.store_exists(conn, store_id):
+        raise CrmInvalidInputError(f"unknown store {store_id!r}")
+    done = repo.find_transaction(conn, store_id=store_id, external_id=external_id)
+    if done is not None:
+        return _existing(conn, done)
     with conn.transaction():
-        if not repo.store_exists(conn, store_id):
-            raise CrmInvalidInputError(f"unknown store {store_id!r}")
-        done = repo.find_transaction(conn, store_id=store_id, external_id=external_id)
-        if done is not None:
-            return _existing(conn, done)
         buyer = ingest_event_record(
             conn,
             source="pos",
