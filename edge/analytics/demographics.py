@@ -83,6 +83,7 @@ class OnnxAgeGender:
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(model), opts, ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises untyped errors
