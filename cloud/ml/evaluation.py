@@ -259,9 +259,11 @@ def report(result: dict[str, Any]) -> str:
         f"  ROC AUC BG/NBD 1 - P(alive)        {cut['auc_bgnbd_1_minus_p_alive']:.4f}",
         f"  ROC AUC BG/NBD -E[purchases 26w]   {cut['auc_bgnbd_expected_purchases']:.4f}",
         f"Progressive validation over the whole replay ({prog['samples_seen']} labels):",
-        f"  ROC AUC {prog['roc_auc']}, log loss {prog['log_loss']}, rolling ROC AUC "
-        f"{prog['rolling_roc_auc']}, rolling log loss {prog['rolling_log_loss']}, "
-        f"drift events {prog['drift_events']}",
+        f"  all labels: ROC AUC {prog['roc_auc']}, log loss {prog['log_loss']}",
+        f"  after warm-up ({prog['warm_samples']} labels predicted by a model that had learnt"
+        f" >= 1000): ROC AUC {prog['warm_roc_auc']}, log loss {prog['warm_log_loss']}",
+        f"  last 5000 labels: ROC AUC {prog['rolling_roc_auc']}, log loss "
+        f"{prog['rolling_log_loss']}; drift events {prog['drift_events']}",
         f"Timing: replay {tim['replay_tx_per_s']:.0f} tx/s through record_transaction, consumer "
         f"{tim['consume_events_per_s']:.0f} events/s, scoring {tim['scored']} customers "
         f"{tim['score_all_s']:.1f}s, CLV fit {tim['clv_fit_s']:.2f}s",

@@ -140,7 +140,7 @@ class ChurnEngine:
         add_purchase(state, t, event.amount, event.store_id)
         x = features_at(state, t)
         p = self.model.predict_proba(x)
-        state.pending.append(Snapshot(at=t, x=x, p=p))
+        state.pending.append(Snapshot(at=t, x=x, p=p, seen=self.model.samples_seen))
         state.next_snapshot_at = t + self.config.snapshot_every_days * DAY
         state.idle_snapshots = 0
         self.store.put(state, self.next_due(state))
@@ -156,7 +156,8 @@ class ChurnEngine:
         ):
             at = state.next_snapshot_at
             x = features_at(state, at)
-            state.pending.append(Snapshot(at=at, x=x, p=self.model.predict_proba(x)))
+            p = self.model.predict_proba(x)
+            state.pending.append(Snapshot(at=at, x=x, p=p, seen=self.model.samples_seen))
             state.idle_snapshots += 1
             state.next_snapshot_at = at + cfg.snapshot_every_days * DAY
         keep: list[Snapshot] = []
@@ -168,7 +169,7 @@ class ChurnEngine:
         state.pending = keep
 
     def _learn(self, snap: Snapshot, *, churned: bool) -> None:
-        event = self.model.learn(snap.x, churned, snap.p)
+        event = self.model.learn(snap.x, churned, snap.p, seen=snap.seen)
         if event is not None:
             self.drift_events.append(event)
 

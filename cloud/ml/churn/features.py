@@ -20,12 +20,14 @@ RECENT_TAU_DAYS = 90.0
 
 @dataclass
 class Snapshot:
-    """A customer's features at time `at`, the churn probability predicted then, `y` once known."""
+    """A customer's features at time `at`, the churn probability predicted then (by a model that
+    had learnt `seen` labels), and `y` once known."""
 
     at: float
     x: dict[str, float]
     p: float
     y: bool | None = None
+    seen: int = 0
 
 
 @dataclass

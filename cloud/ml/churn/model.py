@@ -22,6 +22,9 @@ metrics: Any = _metrics
 drift: Any = _drift
 
 ROLLING_WINDOW = 5000
+#: Predictions made before the model had learnt this many labels are left out of the "warm"
+#: metrics (with a 26-week label delay, a new model predicts 0.5 for half a year).
+WARMUP_SAMPLES = 1000
 MAX_DRIFT_EVENTS = 50
 
 
@@ -63,6 +66,9 @@ class ChurnModel:
     rolling_log_loss: Any = field(
         default_factory=lambda: utils.Rolling(metrics.LogLoss, window_size=ROLLING_WINDOW)
     )
+    warm_roc_auc: Any = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=100))
+    warm_log_loss: Any = field(default_factory=metrics.LogLoss)
+    warm_samples: int = 0
     detector: Any = None
     error_mean: Any = field(default_factory=lambda: utils.Rolling(metrics.MAE, window_size=1000))
     drift_events: list[DriftEvent] = field(default_factory=list)
@@ -78,13 +84,19 @@ class ChurnModel:
         proba = self.estimator.predict_proba_one(x)
         return float(proba.get(True, 0.0))
 
-    def learn(self, x: dict[str, float], y: bool, p_prior: float) -> DriftEvent | None:
+    def learn(
+        self, x: dict[str, float], y: bool, p_prior: float, seen: int | None = None
+    ) -> DriftEvent | None:
         """Score the prior prediction, learn (x, y), feed ADWIN; returns a drift event if any."""
         p = min(max(p_prior, 1e-6), 1 - 1e-6)
         self.roc_auc.update(y, {True: p, False: 1 - p})
         self.log_loss.update(y, p)
         self.rolling_roc_auc.update(y, {True: p, False: 1 - p})
         self.rolling_log_loss.update(y, p)
+        if seen is None or seen >= WARMUP_SAMPLES:
+            self.warm_roc_auc.update(y, {True: p, False: 1 - p})
+            self.warm_log_loss.update(y, p)
+            self.warm_samples += 1
         self.error_mean.update(float(y), p)
         self.estimator.learn_one(x, y)
         self.samples_seen += 1
@@ -121,6 +133,9 @@ class ChurnModel:
             "log_loss": num(self.log_loss.get()) if self.samples_seen else None,
             "rolling_roc_auc": num(self.rolling_roc_auc.get()) if self.samples_seen else None,
             "rolling_log_loss": num(self.rolling_log_loss.get()) if self.samples_seen else None,
+            "warm_samples": self.warm_samples,
+            "warm_roc_auc": num(self.warm_roc_auc.get()) if self.warm_samples else None,
+            "warm_log_loss": num(self.warm_log_loss.get()) if self.warm_samples else None,
             "drift_events": len(self.drift_events),
             "resets": self.resets,
         }

@@ -43,3 +43,15 @@ def test_drift_is_only_reported_when_reset_is_off() -> None:
     _stream(model, 3000, True, rng)
     assert model.drift_events and model.resets == 0
     assert not any(e.reset for e in model.drift_events)
+
+
+def test_warm_metrics_leave_out_predictions_of_an_untrained_model() -> None:
+    model = ChurnModel()
+    model.learn({"v": 1.0}, True, 0.5, seen=0)
+    model.learn({"v": 0.0}, False, 0.5, seen=10)
+    assert model.metrics()["warm_samples"] == 0 and model.metrics()["warm_roc_auc"] is None
+    model.learn({"v": 1.0}, True, 0.9, seen=5000)
+    model.learn({"v": 0.0}, False, 0.1, seen=5001)
+    m = model.metrics()
+    assert m["warm_samples"] == 2 and m["samples_seen"] == 4
+    assert m["warm_roc_auc"] == 1.0
