@@ -36,6 +36,9 @@ ConfigDecider = Callable[[bytes], bytes | None]
 _POLL_S = 0.05
 _REPEEK_S = 1.0  # look for entries written by other processes (e.g. a replay) this often
 _PREFETCH = 256  # entries read from the outbox per query
+# Handed to paho beyond its in-flight window: paho sends the next one the moment a PUBACK
+# frees a slot, inside its own read loop, so the window never runs dry between our turns.
+_QUEUED = 64
 # Deletions of acknowledged entries are batched: a crash before the batch commits only means
 # those entries are sent again (the cloud deduplicates), and batching keeps SQLite off the
 # hot path.
@@ -222,7 +225,7 @@ class MqttUplink:
 
     def _pump(self) -> bool:
         """Publish the next entries into the in-flight window; True if more may be waiting."""
-        room = self.config.max_inflight - len(self._pending)
+        room = self.config.max_inflight + _QUEUED - len(self._pending)
         if room <= 0 or time.monotonic() < self._hold_until:
             return True
         more = bool(self._buffer)
