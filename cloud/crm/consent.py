@@ -55,6 +55,63 @@ def live_profile(conn: Conn, profile_id: int) -> int:
     return live
 
 
+def _parse(channel: str, purpose: str) -> tuple[Channel, Purpose]:
+    try:
+        return Channel(channel), Purpose(purpose)
+    except ValueError as exc:
+        raise CrmInvalidInputError(
+            f"unknown channel/purpose {channel!r}/{purpose!r}; channels: "
+            f"{[c.value for c in Channel]}, purposes: {[p.value for p in Purpose]}"
+        ) from exc
+
+
+def _write(
+    conn: Conn,
+    key: tuple[int, str, str],
+    *,
+    status: str,
+    source: str,
+    proof: str | None,
+    actor: str,
+    when: datetime,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """Set the current state and append the same change to the audit trail."""
+    pid, channel, purpose = key
+    repo.upsert_consent(
+        conn,
+        profile_id=pid,
+        channel=channel,
+        purpose=purpose,
+        status=status,
+        source=source,
+        proof=proof,
+        token_hash=_hash(token) if token else None,
+        when=when,
+    )
+    repo.append_event(
+        conn,
+        profile_id=pid,
+        channel=channel,
+        purpose=purpose,
+        status=status,
+        source=source,
+        proof=proof,
+        actor=actor,
+        when=when,
+    )
+    out: dict[str, Any] = {
+        "profile_id": pid,
+        "channel": channel,
+        "purpose": purpose,
+        "status": status,
+        "updated_at": when.isoformat(),
+    }
+    if token:
+        out["confirmation_token"] = token
+    return out
+
+
 def set_consent(
     conn: Conn,
     *,
@@ -68,94 +125,44 @@ def set_consent(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Grant or withdraw consent; an e-mail grant starts double opt-in (status `pending`)."""
-    try:
-        ch, pu = Channel(channel), Purpose(purpose)
-    except ValueError as exc:
-        raise CrmInvalidInputError(
-            f"unknown channel/purpose {channel!r}/{purpose!r}; channels: "
-            f"{[c.value for c in Channel]}, purposes: {[p.value for p in Purpose]}"
-        ) from exc
+    ch, pu = _parse(channel, purpose)
     if not source.strip():
         raise CrmInvalidInputError("source is required (where the consent was collected)")
-    when = now or datetime.now(UTC)
     pid = live_profile(conn, profile_id)
     current = repo.lock_consent(conn, pid, ch.value, pu.value)
     token: str | None = None
     status = "granted" if granted else "denied"
     if granted and ch is Channel.EMAIL and (current is None or current["status"] != "granted"):
         status, token = "pending", secrets.token_urlsafe(24)
-    repo.upsert_consent(
+    return _write(
         conn,
-        profile_id=pid,
-        channel=ch.value,
-        purpose=pu.value,
-        status=status,
-        source=source,
-        proof=proof,
-        token_hash=_hash(token) if token else None,
-        when=when,
-    )
-    repo.append_event(
-        conn,
-        profile_id=pid,
-        channel=ch.value,
-        purpose=pu.value,
+        (pid, ch.value, pu.value),
         status=status,
         source=source,
         proof=proof,
         actor=actor,
-        when=when,
+        when=now or datetime.now(UTC),
+        token=token,
     )
-    out: dict[str, Any] = {
-        "profile_id": pid,
-        "channel": ch.value,
-        "purpose": pu.value,
-        "status": status,
-        "updated_at": when.isoformat(),
-    }
-    if token:
-        out["confirmation_token"] = token
-    return out
 
 
 def confirm(
     conn: Conn, *, token: str, proof: str | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
     """Complete double opt-in with the token sent to the address."""
-    when = now or datetime.now(UTC)
     row = repo.by_token_hash(conn, _hash(token))
     if row is None or row["status"] != "pending":
         raise CrmNotFoundError("unknown or already used confirmation token")
-    pid, ch, pu = int(row["profile_id"]), row["channel"], row["purpose"]
-    repo.upsert_consent(
+    key = (int(row["profile_id"]), str(row["channel"]), str(row["purpose"]))
+    return _write(
         conn,
-        profile_id=pid,
-        channel=ch,
-        purpose=pu,
+        key,
         status="granted",
         source="double_opt_in",
         proof=proof or row["proof"],
-        token_hash=None,
-        when=when,
-    )
-    repo.append_event(
-        conn,
-        profile_id=pid,
-        channel=ch,
-        purpose=pu,
-        status="granted",
-        source="double_opt_in",
-        proof=proof,
         actor="subject",
-        when=when,
+        when=now or datetime.now(UTC),
     )
-    return {
-        "profile_id": pid,
-        "channel": ch,
-        "purpose": pu,
-        "status": "granted",
-        "updated_at": when.isoformat(),
-    }
 
 
 def consents(conn: Conn, *, profile_id: int) -> list[dict[str, Any]]:

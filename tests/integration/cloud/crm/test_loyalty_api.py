@@ -174,3 +174,19 @@ def test_spend_basis_qualifies_by_currency_units(conn: psycopg.Connection[Any]) 
     with pytest.raises(ValueError, match="threshold 0"):
         LoyaltyProgram(tiers=[Tier(name="gold", threshold=10)])
     conn.rollback()
+
+
+def test_concurrent_retries_with_one_key_move_points_once(
+    client: TestClient, marketer: dict[str, str]
+) -> None:
+    account = _account(client, marketer, 100)
+    url = f"/v1/loyalty/accounts/{account}/burn"
+    key = f"same-{uuid.uuid4().hex}"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(
+            pool.map(lambda _: _move(client, marketer, url, {"points": 25}, key=key), range(8))
+        )
+    assert {r.status_code for r in results} == {200}
+    assert [r.json()["replayed"] for r in results].count(False) == 1
+    assert {r.json()["balance"] for r in results} == {75}
+    assert client.get(f"/v1/loyalty/accounts/{account}", headers=marketer).json()["balance"] == 75

@@ -103,9 +103,8 @@ class LedgerMachine(RuleBasedStateMachine):
         a = self.accounts[i]
         points = max(1, self.model.balance(a, self.now) * share // 10)  # > 10/10: overdraw try
         if points > self.model.balance(a, self.now):
-            with pytest.raises(InsufficientPointsError):
-                with self.conn.transaction():
-                    ledger.burn(self.conn, account_id=a, points=points, now=self.now)
+            with pytest.raises(InsufficientPointsError), self.conn.transaction():
+                ledger.burn(self.conn, account_id=a, points=points, now=self.now)
         else:
             ledger.burn(self.conn, account_id=a, points=points, now=self.now)
             self.model.take(a, points, self.now)
@@ -115,15 +114,14 @@ class LedgerMachine(RuleBasedStateMachine):
         src, dst = self.accounts[i], self.accounts[1 - i]
         points = max(1, self.model.balance(src, self.now) * share // 10)
         if points > self.model.balance(src, self.now):
-            with pytest.raises(InsufficientPointsError):
-                with self.conn.transaction():
-                    ledger.transfer(
-                        self.conn,
-                        from_account_id=src,
-                        to_account_id=dst,
-                        points=points,
-                        now=self.now,
-                    )
+            with pytest.raises(InsufficientPointsError), self.conn.transaction():
+                ledger.transfer(
+                    self.conn,
+                    from_account_id=src,
+                    to_account_id=dst,
+                    points=points,
+                    now=self.now,
+                )
             return
         ledger.transfer(
             self.conn, from_account_id=src, to_account_id=dst, points=points, now=self.now
