@@ -91,7 +91,7 @@ def record_transaction(
 ) -> TransactionResult:
     """Record a POS transaction for the person its identifiers resolve to (idempotent by
     store and receipt id), advance the lifecycle and earn loyalty points."""
-    from cloud.crm.loyalty import ledger
+    from cloud.crm.loyalty import purchases
 
     currency = validate_currency(currency)
     total = to_amount(total_amount, field="total_amount")
@@ -135,7 +135,7 @@ def record_transaction(
             conn, profile_id=buyer.profile_id, store_id=store_id, when=occurred_at
         )
         earn = earn_points and kind == "sale"
-        points = ledger.earn_for_transaction(conn, transaction_id=txn_id) if earn else 0
+        points = purchases.earn_for_transaction(conn, transaction_id=txn_id) if earn else 0
     return TransactionResult(txn_id, buyer.profile_id, True, points)
 
 
@@ -150,7 +150,7 @@ def reverse_transaction(
     conn: Conn, *, transaction_id: int, when: datetime | None = None
 ) -> dict[str, Any]:
     """Reverse a purchase: flag it and take back the points it earned (idempotent)."""
-    from cloud.crm.loyalty import ledger
+    from cloud.crm.loyalty import purchases
 
     when = when or datetime.now(UTC)
     with conn.transaction():
@@ -160,5 +160,5 @@ def reverse_transaction(
         if txn["reversed_at"] is not None:
             return {"transaction_id": transaction_id, "reversed_points": 0, "already": True}
         repo.mark_reversed(conn, transaction_id, when)
-        points = ledger.reverse_earn(conn, transaction_id=transaction_id, now=when)
+        points = purchases.reverse_earn(conn, transaction_id=transaction_id, now=when)
     return {"transaction_id": transaction_id, "reversed_points": points, "already": False}
