@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,11 +171,10 @@ def _strings(g: IdentityGraph, kind: IntArray, owner: IntArray, truth: IntArray)
     )
 
 
-def bench_database(n: int, seed: int) -> None:
-    """Part 2: the write path through ingest_record on a scratch database."""
+def _scratch() -> tuple[str, str]:
+    """(admin url, url) of a new migrated scratch database."""
     import psycopg
 
-    from cloud.crm.identity.service import ingest_record
     from cloud.db.migrate import migrate
 
     admin = os.environ.get("MALLPULSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -182,13 +182,38 @@ def bench_database(n: int, seed: int) -> None:
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     url = admin.rpartition("/")[0] + "/" + name
+    migrate(url)
+    return admin, url
+
+
+def _drop(admin: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+
+
+def _slice(n: int, seed: int) -> dict[int, list[tuple[str, str]]]:
+    g, _, kind, owner = generate(n * 3, seed)
+    by_rec: dict[int, list[tuple[str, str]]] = {}
+    for r, k, o in zip(g.rec.tolist(), kind.tolist(), owner.tolist(), strict=True):
+        if r < n:
+            by_rec.setdefault(r, []).append((KINDS[k], _raw(KINDS[k], o)))
+    return by_rec
+
+
+def bench_database(n: int, seed: int) -> None:
+    """Part 2: the write path, record by record (ingest_record) and in bulk (ingest_many, as
+    the CSV import does), each on a scratch database."""
+    import psycopg
+
+    from cloud.crm.identity.rules import IdentityRules
+    from cloud.crm.identity.service import PendingRecord, ingest_many, ingest_record
+    from cloud.crm.identity.survivorship import validate_attributes
+
+    by_rec = _slice(n, seed)
+    admin, url = _scratch()
     try:
-        migrate(url)
-        g, _, kind, owner = generate(n * 3, seed)
-        by_rec: dict[int, list[tuple[str, str]]] = {}
-        for r, k, o in zip(g.rec.tolist(), kind.tolist(), owner.tolist(), strict=True):
-            if r < n:
-                by_rec.setdefault(r, []).append((KINDS[k], _raw(KINDS[k], o)))
         with psycopg.connect(url) as conn:
             t0 = time.perf_counter()
             for i, (r, ids) in enumerate(sorted(by_rec.items()), start=1):
@@ -207,8 +232,39 @@ def bench_database(n: int, seed: int) -> None:
         )
         _bare_insert_baseline(url, len(by_rec), secs)
     finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop(admin, url)
+    admin, url = _scratch()
+    rules = IdentityRules()
+    try:
+        from cloud.crm.identity.service import normalize_identifiers
+
+        t0 = time.perf_counter()
+        pending = [
+            PendingRecord(
+                "bench",
+                str(r),
+                0,
+                validate_attributes({}),
+                datetime.now(UTC),
+                normalize_identifiers(ids, rules),
+            )
+            for r, ids in sorted(by_rec.items())
+        ]
+        with psycopg.connect(url) as conn:
+            for start in range(0, len(pending), 1000):
+                ingest_many(conn, pending[start : start + 1000], rules=rules)
+            conn.commit()
+            secs = time.perf_counter() - t0
+            profiles = conn.execute(
+                "SELECT count(*) FROM crm_profiles WHERE merged_into IS NULL"
+            ).fetchone()
+        print(
+            f"ingest_many (DB, bulk import path, 1000 per batch): {len(pending)} records in "
+            f"{secs:.1f}s = {len(pending) / secs:.0f} records/s, "
+            f"{profiles[0] if profiles else 0} profiles"
+        )
+    finally:
+        _drop(admin, url)
 
 
 def _bare_insert_baseline(url: str, n: int, ingest_s: float) -> None:

@@ -14,6 +14,7 @@ import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -21,7 +22,7 @@ import psycopg
 from cloud.crm.errors import CrmInvalidInputError
 from cloud.crm.identity.normalize import IdentifierKind
 from cloud.crm.identity.rules import IdentityRules
-from cloud.crm.identity.service import ingest_record, normalize_identifiers
+from cloud.crm.identity.service import PendingRecord, ingest_many, normalize_identifiers
 from cloud.crm.identity.survivorship import ProfileAttributes, validate_attributes
 from cloud.db.repositories import crm_import as repo
 
@@ -65,6 +66,38 @@ def _check_row(
     return idents, attrs
 
 
+def _validate_rows(
+    header: list[str],
+    rows: list[tuple[Any, ...]],
+    source: str,
+    rules: IdentityRules,
+    report: ImportReport,
+) -> tuple[list[PendingRecord], list[tuple[int, str, Any]]]:
+    """Valid rows as records to store, and rejected rows with their errors."""
+    seen: dict[str, int] = {}
+    valid: list[PendingRecord] = []
+    rejects: list[tuple[int, str, Any]] = []
+    now = datetime.now(UTC)
+    for line, *cells in rows:
+        line_no = int(line) + 1  # the header is line 1
+        values = {h: (c or "").strip() for h, c in zip(header, cells, strict=True)}
+        try:
+            idents, attrs = _check_row(values, rules)
+            key = values.get("source_key") or "|".join(sorted(f"{k}={v}" for k, v, _ in idents))
+            if key in seen:
+                raise CrmInvalidInputError(f"duplicate of line {seen[key]}")
+            seen[key] = line_no
+        except CrmInvalidInputError as exc:
+            errs = exc.errors or [{"field": None, "message": exc.detail}]
+            report.errors += [{"line": line_no, **e} for e in errs]
+            rejects.append((line_no, ",".join(values.values()), errs))
+            continue
+        valid.append(
+            PendingRecord(source, f"{source}:{key}"[:500], rules.trust(source), attrs, now, idents)
+        )
+    return valid, rejects
+
+
 def import_customers(
     conn: Conn,
     data: bytes,
@@ -72,8 +105,10 @@ def import_customers(
     source: str = "import",
     rules: IdentityRules | None = None,
     progress: Callable[[int, int], None] | None = None,
+    batch: int = 1000,
 ) -> ImportReport:
-    """Import a CSV file in one transaction; valid rows are resolved into profiles."""
+    """Import a CSV file in one transaction; valid rows are resolved into profiles together,
+    `batch` rows per resolution."""
     rules = rules or IdentityRules()
     header, body = _header(data)
     report = ImportReport(import_id=uuid.uuid4().hex[:12])
@@ -83,33 +118,12 @@ def import_customers(
         except psycopg.errors.DataError as exc:  # ragged rows, bad quoting
             raise CrmInvalidInputError(f"the CSV cannot be parsed: {exc}") from exc
         report.rows = len(rows)
-        seen: dict[str, int] = {}
-        rejects: list[tuple[int, str, Any]] = []
-        for n, (line, *cells) in enumerate(rows, start=1):
-            line_no = int(line) + 1  # the header is line 1
-            values = {h: (c or "").strip() for h, c in zip(header, cells, strict=True)}
-            try:
-                idents, attrs = _check_row(values, rules)
-                key = values.get("source_key") or "|".join(sorted(f"{k}={v}" for k, v, _ in idents))
-                if key in seen:
-                    raise CrmInvalidInputError(f"duplicate of line {seen[key]}")
-                seen[key] = line_no
-            except CrmInvalidInputError as exc:
-                errs = exc.errors or [{"field": None, "message": exc.detail}]
-                report.errors += [{"line": line_no, **e} for e in errs]
-                rejects.append((line_no, ",".join(values.values()), errs))
-                continue
-            ingest_record(
-                conn,
-                source=source,
-                identifiers=[(k, raw) for k, _, raw in idents],
-                attributes=attrs,
-                source_key=f"{source}:{key}"[:500],
-                rules=rules,
-            )
-            report.imported += 1
+        valid, rejects = _validate_rows(header, rows, source, rules, report)
+        for start in range(0, len(valid), batch):
+            ingest_many(conn, valid[start : start + batch], rules=rules)
+            report.imported += len(valid[start : start + batch])
             if progress is not None:
-                progress(n, len(rows))
+                progress(report.imported, len(valid))
         report.rejected = len(rejects)
         repo.insert_rejects(conn, report.import_id, rejects)
     return report

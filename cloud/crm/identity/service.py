@@ -77,9 +77,9 @@ def ingest_record(
     existing = repo.find_record(conn, source, source_key) if source_key else None
     if existing:
         return _update_existing(conn, existing, idents, attrs, when, rules)
-    pending = _Pending(source, source_key, rules.trust(source), attrs, when, idents)
+    pending = PendingRecord(source, source_key, rules.trust(source), attrs, when, idents)
     profile_of, merged = resolve_region(
-        conn, [(k, v) for k, v, _ in idents], rules=rules, pending=pending
+        conn, [(k, v) for k, v, _ in idents], rules=rules, pending=[pending]
     )
     assert pending.record_id is not None
     return ResolvedRecord(
@@ -133,8 +133,9 @@ def _update_existing(
 
 
 @dataclass
-class _Pending:
-    """A record resolved before it is stored (so it never needs a throw-away profile)."""
+class PendingRecord:
+    """A validated record resolved before it is stored (so it never needs a throw-away
+    profile); identifiers are normalised (kind, value, raw) triples."""
 
     source: str
     source_key: str | None
@@ -165,27 +166,27 @@ def resolve_region(
     keys: Sequence[Key],
     *,
     rules: IdentityRules,
-    pending: _Pending | None = None,
+    pending: Sequence[PendingRecord] = (),
 ) -> tuple[dict[int, int], list[int]]:
-    """Re-resolve every record reachable from `keys` (plus a pending record) and apply merges
-    and splits. Returns (record id -> profile id, absorbed profile ids). Lock held by caller."""
+    """Re-resolve every record reachable from `keys` (plus records not stored yet) and apply
+    merges and splits. Returns (record id -> profile id, absorbed profile ids). The caller holds
+    the identity lock."""
     region = _expand(conn, keys, rules.max_region_records)
     idents = repo.identifiers_of_records(conn, list(region))
     current: dict[int, int | None] = dict(region)
-    if pending is not None:
-        idents[_NEW] = [(k, v) for k, v, _ in pending.identifiers]
-        current[_NEW] = None
+    new = {-(i + 1): p for i, p in enumerate(pending)}  # pseudo ids below zero
+    for pseudo, p in new.items():
+        idents[pseudo] = [(k, v) for k, v, _ in p.identifiers]
+        current[pseudo] = None
     all_keys = {k for ks in idents.values() for k in ks}
     groups = resolve(list(idents.items()), rules, repo.blocked_identifiers(conn, all_keys))
     profile_of: dict[int, int] = {}
     merged: list[int] = []
     for plan in plan_profiles(groups, current):
         pid = plan.profile_id if plan.profile_id is not None else repo.create_profile(conn)
-        if pending is not None and _NEW in plan.record_ids:
-            pending.created_profile = plan.profile_id is None
-            plan.record_ids = [
-                pending.store(conn, pid) if r == _NEW else r for r in plan.record_ids
-            ]
+        for r in [r for r in plan.record_ids if r < 0]:
+            new[r].created_profile = plan.profile_id is None
+        plan.record_ids = [new[r].store(conn, pid) if r < 0 else r for r in plan.record_ids]
         merged += _apply_plan(conn, plan, pid, reason=_reason(pending))
         profile_of.update(dict.fromkeys(plan.record_ids, pid))
     for pid in set(profile_of.values()):
@@ -195,10 +196,38 @@ def resolve_region(
     return profile_of, merged
 
 
-def _reason(pending: _Pending | None) -> str:
-    if pending is None:
+def ingest_many(
+    conn: Conn, records: Sequence[PendingRecord], *, rules: IdentityRules
+) -> list[ResolvedRecord]:
+    """Store many validated records and resolve them together (bulk import): one resolution for
+    the lot; records whose source_key exists are updated one by one."""
+    repo.lock_identity(conn)
+    out: dict[int, ResolvedRecord] = {}
+    fresh: list[tuple[int, PendingRecord]] = []
+    for i, rec in enumerate(records):
+        found = repo.find_record(conn, rec.source, rec.source_key) if rec.source_key else None
+        if found:
+            out[i] = _update_existing(
+                conn, found, rec.identifiers, rec.attributes, rec.observed_at, rules
+            )
+        else:
+            fresh.append((i, rec))
+    keys = sorted({(k, v) for _, rec in fresh for k, v, _ in rec.identifiers})
+    profile_of, merged = resolve_region(conn, keys, rules=rules, pending=[r for _, r in fresh])
+    for i, rec in fresh:
+        assert rec.record_id is not None
+        out[i] = ResolvedRecord(
+            rec.record_id, profile_of[rec.record_id], rec.created_profile, merged
+        )
+    return [out[i] for i in range(len(records))]
+
+
+def _reason(pending: Sequence[PendingRecord]) -> str:
+    if not pending:
         return "re-resolution"
-    return f"{pending.source} record {pending.source_key or ''}".strip()
+    if len(pending) > 1:
+        return f"bulk {pending[0].source} of {len(pending)} records"
+    return f"{pending[0].source} record {pending[0].source_key or ''}".strip()
 
 
 def _apply_plan(conn: Conn, plan: GroupPlan, pid: int, *, reason: str) -> list[int]:

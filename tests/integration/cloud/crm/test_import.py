@@ -59,3 +59,52 @@ def test_import_refuses_unknown_columns_and_ragged_files(
         "/v1/customers/import", content=b"email,first_name\na@b.org\n", headers=headers
     )
     assert ragged.status_code == 422 and "cannot be parsed" in ragged.json()["detail"]
+
+
+def test_rows_of_one_file_resolve_together(client: TestClient, marketer: dict[str, str]) -> None:
+    u = uuid.uuid4().hex[:8]
+    phone = f"+1 646 {200 + int(u[:3], 16) % 700} {int(u[3:7], 16) % 10000:04d}"
+    data = (
+        "source_key,email,phone,loyalty_number,first_name\n"
+        f"a-{u},lin.{u}@example.org,,,Lin\n"
+        f"b-{u},lin.{u}@example.org,{phone},,\n"
+        f"c-{u},,{phone},L{u},\n"
+        f"d-{u},other.{u}@example.org,,,Oz\n"
+    )
+    report = client.post(
+        "/v1/customers/import",
+        content=data.encode(),
+        headers={**marketer, "Content-Type": "text/csv"},
+    ).json()
+    assert report["imported"] == 4 and report["rejected"] == 0
+    ids = {
+        kind: client.get(
+            "/v1/customers/lookup", params={"kind": kind, "value": value}, headers=marketer
+        ).json()["id"]
+        for kind, value in [
+            ("email", f"lin.{u}@example.org"),
+            ("phone", phone),
+            ("loyalty_number", f"L{u}"),
+        ]
+    }
+    assert len(set(ids.values())) == 1
+    other = client.get(
+        "/v1/customers/lookup",
+        params={"kind": "email", "value": f"other.{u}@example.org"},
+        headers=marketer,
+    ).json()
+    assert other["id"] not in ids.values() and other["attributes"] == {"first_name": "Oz"}
+    again = client.post(
+        "/v1/customers/import",
+        content=data.encode(),
+        headers={**marketer, "Content-Type": "text/csv"},
+    ).json()
+    assert again["imported"] == 4  # same source keys: records updated, no new profiles
+    assert (
+        client.get(
+            "/v1/customers/lookup",
+            params={"kind": "email", "value": f"lin.{u}@example.org"},
+            headers=marketer,
+        ).json()["id"]
+        == ids["email"]
+    )
