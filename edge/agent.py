@@ -251,7 +251,7 @@ class EpochSource:
         offset = getattr(self.inner, "epoch_offset", None)
         started = time.time()
         for frame, t in self.inner:
-            if offset is not None:
+            if offset is not None and not self._paced:
                 yield frame, t + offset
                 continue
             if self._paced and self._stop.wait(max(0.0, started + t - time.time())):
@@ -269,7 +269,7 @@ def default_source_factory(base_dir: Path | None = None) -> SourceFactory:
         if is_file and base_dir is not None and not Path(source).is_absolute():
             source = str(base_dir / source)
         inner = module.open_source(
-            source, max_fps=camera.max_fps, stall_timeout_s=camera.stall_timeout_s
+            source, max_fps=camera.max_fps, stall_timeout_s=camera.stall_timeout_s, loop=camera.loop
         )
         return EpochSource(inner, paced=is_file)
 

@@ -11,7 +11,7 @@ LIVE_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "usb:")
 
 
 def open_source(
-    source: str, *, max_fps: float | None = None, stall_timeout_s: float = 10.0
+    source: str, *, max_fps: float | None = None, stall_timeout_s: float = 10.0, loop: bool = False
 ) -> FileSource | LiveSource:
     """A file source for paths, a reconnecting live source for rtsp/http URLs and 'usb:N'."""
     if source.startswith(LIVE_PREFIXES):
@@ -23,7 +23,7 @@ def open_source(
             max_fps=max_fps,
             stall_timeout_s=stall_timeout_s,
         )
-    return FileSource(Path(source), max_fps=max_fps)
+    return FileSource(Path(source), max_fps=max_fps, loop=loop)
 
 
 __all__ = [

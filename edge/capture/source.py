@@ -75,34 +75,49 @@ class RateCap:
 class FileSource:
     """A video file (mp4, avi, gif...); timestamps in seconds from the stream, first frame 0."""
 
-    def __init__(self, path: str | Path, *, max_fps: float | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, max_fps: float | None = None, loop: bool = False
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise CaptureError(f"video file {self.path} does not exist")
-        self._cap = cv2.VideoCapture(str(self.path))
-        if not self._cap.isOpened():
-            raise CaptureError(f"video file {self.path} cannot be opened (not a video?)")
+        self._cap = self._open()
+        self._loop = loop
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
         self._cap_rate = RateCap(max_fps)
         self._stop = threading.Event()
         self.epoch_offset = time.time()  # stream position + this = wall-clock epoch seconds
 
+    def _open(self) -> Any:
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise CaptureError(f"video file {self.path} cannot be opened (not a video?)")
+        return cap
+
     def __iter__(self) -> Iterator[tuple[Frame, float]]:
-        """Frames with stream timestamps (monotonic; frame count / fps where the stream lies)."""
+        """Frames with stream timestamps (monotonic; frame count / fps where the stream lies).
+
+        With `loop`, the file starts again at its end and time keeps increasing."""
         first: float | None = None
         last = -1.0
         index = 0
+        base = 0.0  # stream time at which the current pass started
         try:
             while not self._stop.is_set():
                 ok, frame = self._cap.read()
                 if not ok:
                     if index == 0:
                         raise CaptureError(f"video file {self.path} has no decodable frame")
-                    return
+                    if not self._loop:
+                        return
+                    self._cap.release()
+                    self._cap = self._open()  # reopening also works for GIFs, unlike seeking
+                    first, base = None, last + 1.0 / self.fps
+                    continue
                 pos = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 first = pos if first is None else first
-                t = pos - first
+                t = base + pos - first
                 if t <= last:  # missing or repeated stream time: fall back to the frame rate
                     t = last + 1.0 / self.fps
                 last = t

@@ -97,6 +97,11 @@ class CameraConfig(StrictModel):
         ),
     )
     enabled: bool = Field(default=True, description="Disabled cameras are not opened.")
+    loop: bool = Field(
+        default=False,
+        description="Replay a file source from the start when it ends (demos, soak tests); "
+        "ignored for live sources.",
+    )
     max_fps: float = Field(
         default=10.0, gt=0.0, le=120.0, description="Frame-rate cap for processing."
     )
