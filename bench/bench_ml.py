@@ -46,9 +46,9 @@ def churn_run(events: list[Purchase]) -> tuple[float, ChurnEngine, list[Any]]:
     model = ChurnModel()
     learn = model.learn
 
-    def recording(x: dict[str, float], y: bool, p: float) -> Any:
+    def recording(x: dict[str, float], y: bool, p: float, seen: int | None = None) -> Any:
         samples.append((x, y))
-        return learn(x, y, p)
+        return learn(x, y, p, seen)
 
     model.learn = recording  # type: ignore[method-assign]
     engine = ChurnEngine(model, InMemoryCustomerStore(), ChurnConfig())

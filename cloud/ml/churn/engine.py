@@ -160,13 +160,16 @@ class ChurnEngine:
             state.pending.append(Snapshot(at=at, x=x, p=p, seen=self.model.samples_seen))
             state.idle_snapshots += 1
             state.next_snapshot_at = at + cfg.snapshot_every_days * DAY
-        keep: list[Snapshot] = []
+        # pending is in time order: the snapshots whose horizon has ended form a prefix
+        horizon = cfg.horizon_s
+        done = 0
         for snap in state.pending:
-            if snap.at + cfg.horizon_s < t:
-                self._learn(snap, churned=True if snap.y is None else snap.y)
-            else:
-                keep.append(snap)
-        state.pending = keep
+            if snap.at + horizon >= t:
+                break
+            self._learn(snap, churned=True if snap.y is None else snap.y)
+            done += 1
+        if done:
+            del state.pending[:done]
 
     def _learn(self, snap: Snapshot, *, churned: bool) -> None:
         event = self.model.learn(snap.x, churned, snap.p, seen=snap.seen)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from cloud.ml.churn.model import ChurnModel
 
 
@@ -55,3 +57,19 @@ def test_warm_metrics_leave_out_predictions_of_an_untrained_model() -> None:
     m = model.metrics()
     assert m["warm_samples"] == 2 and m["samples_seen"] == 4
     assert m["warm_roc_auc"] == 1.0
+
+
+def test_binned_auc_matches_the_exact_auc() -> None:
+    import numpy as np
+
+    from cloud.ml.churn.model import BinnedROCAUC
+    from cloud.ml.evaluation import roc_auc
+
+    rng = np.random.default_rng(5)
+    y = rng.random(5000) < 0.3
+    p = np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1)
+    auc = BinnedROCAUC()
+    for yi, pi in zip(y, p, strict=True):
+        auc.update(bool(yi), float(pi))
+    assert auc.get() == pytest.approx(roc_auc(y, p), abs=2e-3)
+    assert BinnedROCAUC().get() != BinnedROCAUC().get()  # NaN without both classes
