@@ -6,9 +6,18 @@ from fastapi import APIRouter, Response, status
 
 from cloud.api.deps import ConnDep, MarketerDep
 from cloud.api.routes.customers_deps import IdempotencyKeyDep, RulesDep
-from cloud.api.schemas.crm import ReversalPublic, TransactionCreate, TransactionPublic
+from cloud.api.schemas.crm import (
+    LineItemPublic,
+    ReversalPublic,
+    TransactionCreate,
+    TransactionDetail,
+    TransactionPublic,
+)
+from cloud.crm.errors import CrmNotFoundError
 from cloud.crm.idempotency import run_once
 from cloud.crm.transactions import LineItem, record_transaction, reverse_transaction
+from cloud.db.repositories import crm_events as repo
+from cloud.db.repositories import crm_loyalty as loyalty_repo
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
@@ -41,6 +50,21 @@ def create_transaction(
         profile_id=res.profile_id,
         created=res.created,
         points_earned=res.points_earned,
+    )
+
+
+@router.get("/{transaction_id}", summary="A transaction with its line items")
+def get_transaction(transaction_id: int, conn: ConnDep, _: MarketerDep) -> TransactionDetail:
+    """The receipt as stored, with the points it earned."""
+    row = repo.get_transaction(conn, transaction_id)
+    if row is None:
+        raise CrmNotFoundError(f"transaction {transaction_id} does not exist")
+    return TransactionDetail(
+        **{k: row[k] for k in TransactionDetail.model_fields if k in row},
+        points_earned=loyalty_repo.points_earned_for_transaction(conn, transaction_id),
+        items=[
+            LineItemPublic.model_validate(i) for i in repo.transaction_items(conn, transaction_id)
+        ],
     )
 
 

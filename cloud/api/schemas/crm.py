@@ -159,6 +159,33 @@ class TransactionPublic(BaseModel):
     points_earned: int = Field(description="Loyalty points credited.")
 
 
+class LineItemPublic(BaseModel):
+    """A stored receipt line."""
+
+    line_no: int = Field(description="Line number from 1.")
+    sku: str = Field(description="SKU.")
+    category: str | None = Field(description="Category.")
+    quantity: Decimal = Field(description="Quantity.")
+    unit_price: Decimal = Field(description="Unit price.")
+    amount: Decimal = Field(description="quantity x unit_price.")
+
+
+class TransactionDetail(BaseModel):
+    """A stored transaction with its lines."""
+
+    id: int = Field(description="Transaction id.")
+    profile_id: int = Field(description="The person (current profile id).")
+    store_id: str = Field(description="Store.")
+    external_id: str = Field(description="Receipt id.")
+    occurred_at: datetime = Field(description="Time of sale.")
+    currency: str = Field(description="ISO 4217 code.")
+    total_amount: Decimal = Field(description="Total.")
+    kind: str = Field(description="sale or return.")
+    reversed_at: datetime | None = Field(description="When it was reversed.")
+    points_earned: int = Field(description="Loyalty points it earned.")
+    items: list[LineItemPublic] = Field(description="Receipt lines.")
+
+
 class ReversalPublic(BaseModel):
     """Result of reversing a purchase."""
 

@@ -101,6 +101,11 @@ def test_transaction_earns_points_and_advances_lifecycle(
     balance = client.get(f"/v1/loyalty/accounts/{acct['id']}", headers=marketer).json()["balance"]
     assert balance == 140
     tid = first.json()["transaction_id"]
+    stored = client.get(f"/v1/transactions/{tid}", headers=marketer).json()
+    assert stored["points_earned"] == 120 and stored["total_amount"] == "20.00"
+    assert [(i["sku"], i["quantity"], i["amount"]) for i in stored["items"]] == [
+        ("SKU-1", "2.000", "20.00")
+    ]
     rev = client.post(
         f"/v1/transactions/{tid}/reverse", headers={**marketer, "Idempotency-Key": f"rev-{tid}"}
     )
