@@ -31,7 +31,8 @@ def run_expiry(settings: Settings, *, now: datetime | None = None) -> int:
     """Expire past-due loyalty points; returns the points expired."""
     from cloud.crm.loyalty.ledger import expire_due
 
-    with psycopg.connect(settings.database_url) as conn:
+    # autocommit: each account is its own transaction, so its row lock is held only briefly
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
         expired = expire_due(conn, now=now or datetime.now(UTC))
     log.info("loyalty points expired", extra={"points": expired})
     return expired
@@ -42,7 +43,8 @@ def run_tier_review(settings: Settings, *, now: datetime | None = None) -> int:
     from cloud.crm.config import crm_config
     from cloud.crm.loyalty.tiers import review_due
 
-    with psycopg.connect(settings.database_url) as conn:
+    # autocommit: each account is its own transaction, so its row lock is held only briefly
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
         changed = review_due(conn, now=now or datetime.now(UTC), program=crm_config(settings)[1])
     log.info("loyalty tiers reviewed", extra={"downgraded": changed})
     return changed

@@ -272,7 +272,8 @@ def expire_account(conn: Conn, *, account_id: int, now: datetime | None = None) 
 
 
 def expire_due(conn: Conn, *, now: datetime | None = None, batch: int = 500) -> int:
-    """Expire every past-due lot, one account per transaction; returns points expired."""
+    """Expire every past-due lot, one account per transaction when `conn` is autocommit (else
+    in savepoints of the caller's transaction); returns points expired."""
     when = _now(now)
     total = 0
     while ids := repo.accounts_with_due_lots(conn, when, batch):
