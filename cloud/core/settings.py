@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     crm_loyalty_program_file: str | None = Field(
         default=None, description="CRM: JSON file with the loyalty programme (earn rates, tiers)."
     )
+    crm_identity_rules_file: str | None = Field(
+        default=None, description="CRM: JSON file with identity rules (strong/weak kinds, ...)."
+    )
 
     @field_validator("jwt_secret")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -14,20 +15,42 @@ from cloud.crm.identity.rules import IdentityRules
 from cloud.crm.loyalty.program import LoyaltyProgram
 
 
-@lru_cache(maxsize=8)
-def _load(region: str, program_file: str | None) -> tuple[IdentityRules, LoyaltyProgram]:
-    rules = IdentityRules(default_phone_region=region.upper())
-    if program_file is None:
-        return rules, LoyaltyProgram()
+def _read(path: str | None, variable: str) -> dict[str, Any]:
+    if path is None:
+        return {}
     try:
-        data = json.loads(Path(program_file).read_text(encoding="utf-8"))
-        return rules, LoyaltyProgram.model_validate(data)
-    except (OSError, ValueError, ValidationError) as exc:
-        raise SettingsError(
-            f"MALLPULSE_CRM_LOYALTY_PROGRAM_FILE ({program_file}) is not a valid programme: {exc}"
-        ) from exc
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{variable} ({path}) cannot be read as JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{variable} ({path}) must hold a JSON object")
+    return data
+
+
+@lru_cache(maxsize=8)
+def _load(
+    region: str, rules_file: str | None, program_file: str | None
+) -> tuple[IdentityRules, LoyaltyProgram]:
+    rules_data = {"default_phone_region": region.upper(), **_read(rules_file, _RULES_VAR)}
+    try:
+        rules = IdentityRules.model_validate(rules_data)
+    except ValidationError as exc:
+        raise SettingsError(f"{_RULES_VAR} ({rules_file}) is not valid: {exc}") from exc
+    try:
+        program = LoyaltyProgram.model_validate(_read(program_file, _PROGRAM_VAR))
+    except ValidationError as exc:
+        raise SettingsError(f"{_PROGRAM_VAR} ({program_file}) is not valid: {exc}") from exc
+    return rules, program
+
+
+_RULES_VAR = "MALLPULSE_CRM_IDENTITY_RULES_FILE"
+_PROGRAM_VAR = "MALLPULSE_CRM_LOYALTY_PROGRAM_FILE"
 
 
 def crm_config(settings: Settings) -> tuple[IdentityRules, LoyaltyProgram]:
     """Identity rules and the loyalty programme for these settings (cached)."""
-    return _load(settings.crm_phone_region, settings.crm_loyalty_program_file)
+    return _load(
+        settings.crm_phone_region,
+        settings.crm_identity_rules_file,
+        settings.crm_loyalty_program_file,
+    )
