@@ -35,6 +35,7 @@ def import_customers(
     """Import customers from CSV; prints a per-row report of rejected lines (exit 1 if any)."""
     import psycopg
 
+    from cloud.core.errors import SettingsError
     from cloud.crm.config import crm_config
     from cloud.crm.errors import CrmInvalidInputError
     from cloud.crm.importer import import_customers as run_import
@@ -54,7 +55,7 @@ def import_customers(
                 rules=crm_config(settings)[0],
                 progress=progress,
             )
-    except CrmInvalidInputError as exc:
+    except (CrmInvalidInputError, SettingsError) as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
     for err in report.errors:
