@@ -13,6 +13,7 @@ from cloud.simulator.cli import simulate
 from edge.cli import app as edge_app
 from mallpulse import __version__
 from mallpulse.config_cli import app as config_app
+from mallpulse.demo.cli import demo
 
 app = typer.Typer(
     name="mallpulse",
@@ -25,6 +26,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(edge_app, name="edge")
 app.add_typer(cloud_app, name="cloud")
 app.command("simulate")(simulate)
+app.command("demo")(demo)
 
 
 def _version(value: bool) -> None:

@@ -102,7 +102,8 @@ def _resolve_database(services: DemoServices, data_dir: Path) -> None:
         return
     import pgserver
 
-    server = pgserver.get_server(str(data_dir / "pg"), cleanup_mode="stop")
+    get_server = pgserver.get_server  # type: ignore[attr-defined]
+    server = get_server(str(data_dir / "pg"), cleanup_mode="stop")
     services._owned.append(server)
     services.database_url = server.get_uri()
     services.descriptions.append(f"PostgreSQL: embedded (pgserver) in {data_dir / 'pg'}")

@@ -60,8 +60,12 @@ class Supervisor:
         log_path = self.log_dir / f"{name}.log"
         log_file = log_path.open("ab")
         proc = subprocess.Popen(
-            argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            argv,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         child = Child(name, proc, log_path, log_file)
         self.children.append(child)
