@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         default=500, ge=1, le=10000, description="Most envelopes committed in one transaction."
     )
     ingest_batch_wait_ms: int = Field(
-        default=20, ge=0, le=5000, description="How long ingest waits to fill a batch."
+        default=100, ge=0, le=5000, description="How long ingest waits to fill a batch."
     )
     ingest_max_skew_s: int = Field(
         default=300, ge=0, description="Windows ending this far in the future are rejected."

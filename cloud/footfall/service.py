@@ -26,15 +26,15 @@ def _tz(conn: Conn, store_id: str) -> tuple[str, ZoneInfo]:
 
 def live_footfall(conn: Conn, *, store_id: str) -> s.LiveFootfall:
     """The store now: occupancy per zone, today's in/out per entrance, queues, devices."""
-    tz_name, _ = _tz(conn, store_id)
-    raw = repo.live(conn, store_id, tz_name)
-    zones = [s.ZoneLive(zone_id=z, occupancy=o, as_of=t) for z, o, t in raw["zones"]]
-    lines = [s.EntranceToday(line_id=x, in_count=i, out_count=o) for x, i, o in raw["lines"]]
+    row = repo.live(conn, store_id)
+    if row is None:
+        raise NotFoundError(f"store '{store_id}' does not exist")
+    tz_name, raw_zones, raw_lines, raw_queues, online, total = row
+    zones = [s.ZoneLive(zone_id=z, occupancy=o, as_of=t) for z, o, t in raw_zones]
+    lines = [s.EntranceToday(line_id=x, in_count=i, out_count=o) for x, i, o in raw_lines]
     queues = [
-        s.QueueLive(zone_id=z, length=n, estimated_wait_s=w, as_of=t)
-        for z, n, w, t in raw["queues"]
+        s.QueueLive(zone_id=z, length=n, estimated_wait_s=w, as_of=t) for z, n, w, t in raw_queues
     ]
-    online, total = raw["devices"]
     return s.LiveFootfall(
         store_id=store_id, timezone=tz_name, occupancy=sum(z.occupancy for z in zones),
         in_today=sum(x.in_count for x in lines), out_today=sum(x.out_count for x in lines),

@@ -29,6 +29,7 @@ from cloud.ingest.status import apply_statuses
 from cloud.ingest.validate import Incoming
 
 log = logging.getLogger(__name__)
+_QUIET_GAP_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class MqttIngestConfig:
     password: str | None = None
     ca_file: str | None = None
     batch_size: int = 500
-    batch_wait_s: float = 0.02
+    batch_wait_s: float = 0.1
     session_expiry_s: int = 3600
     receive_maximum: int = 2000
 
@@ -138,6 +139,7 @@ class MqttIngest:
             log.error("mqtt subscription refused", extra={"codes": [str(c) for c in codes]})
             return
         self.subscribed.set()
+        log.info("mqtt ingest subscribed", extra={"client_id": self.config.client_id})
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
@@ -172,11 +174,14 @@ class MqttIngest:
             return []
         batch = [first]
         deadline = time.monotonic() + self.config.batch_wait_s
+        # Linger while messages keep coming (under load batches fill up to batch_wait_s); a
+        # quiet gap ends the batch at once, so light traffic is not delayed.
         while len(batch) < self.config.batch_size:
             left = deadline - time.monotonic()
             try:
+                wait = min(left, _QUIET_GAP_S)
                 batch.append(
-                    self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                    self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 )
             except queue.Empty:
                 break

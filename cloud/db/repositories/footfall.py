@@ -31,28 +31,24 @@ def store_timezone(conn: Conn, store_id: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def live(conn: Conn, store_id: str, timezone: str) -> dict[str, Any]:
-    """Current zone occupancy, today's (local) in/out per line, queues and devices online."""
-    zones = conn.execute(
-        "SELECT zone_id, occupancy, window_end FROM live_zones WHERE store_id = %s"
-        " ORDER BY zone_id",
-        (store_id,),
-    ).fetchall()
-    lines = conn.execute(
-        "SELECT line_id, in_count, out_count FROM line_counts_1d WHERE store_id = %s"
-        " AND day = (now() AT TIME ZONE %s)::date ORDER BY line_id",
-        (store_id, timezone),
-    ).fetchall()
-    queues = conn.execute(
-        "SELECT zone_id, length, estimated_wait_s, window_end FROM live_queues"
-        " WHERE store_id = %s ORDER BY zone_id",
-        (store_id,),
-    ).fetchall()
-    devices = conn.execute(
-        "SELECT count(*) FILTER (WHERE online), count(*) FROM devices WHERE store_id = %s",
+def live(conn: Conn, store_id: str) -> tuple[Any, ...] | None:
+    """In one round trip: (timezone, zones [[id, occupancy, as_of]], today's lines
+    [[id, in, out]] in the store's calendar, queues [[id, length, wait, as_of]], devices online,
+    devices total); None when the store does not exist."""
+    return conn.execute(
+        "SELECT st.timezone,"
+        " (SELECT coalesce(json_agg(json_build_array(z.zone_id, z.occupancy, z.window_end)"
+        "   ORDER BY z.zone_id), '[]') FROM live_zones z WHERE z.store_id = st.id),"
+        " (SELECT coalesce(json_agg(json_build_array(d.line_id, d.in_count, d.out_count)"
+        "   ORDER BY d.line_id), '[]') FROM line_counts_1d d WHERE d.store_id = st.id"
+        "   AND d.day = (now() AT TIME ZONE st.timezone)::date),"
+        " (SELECT coalesce(json_agg(json_build_array(q.zone_id, q.length, q.estimated_wait_s,"
+        "   q.window_end) ORDER BY q.zone_id), '[]') FROM live_queues q WHERE q.store_id = st.id),"
+        " (SELECT count(*) FILTER (WHERE v.online) FROM devices v WHERE v.store_id = st.id),"
+        " (SELECT count(*) FROM devices v WHERE v.store_id = st.id)"
+        " FROM stores st WHERE st.id = %s",
         (store_id,),
     ).fetchone()
-    return {"zones": zones, "lines": lines, "queues": queues, "devices": devices or (0, 0)}
 
 
 def series(
