@@ -219,3 +219,35 @@ def test_default_source_factory_opens_files_relative_to_the_config(
     source.stop()
     assert frame.shape[2] == 3
     assert abs(t - time.time()) < 5
+
+
+def test_full_outbox_drops_oldest_reports_it_and_the_agent_runs_on(tmp_path: Path) -> None:
+    doc = config(tmp_path).model_dump(mode="json")
+    doc["outbox"]["max_entries"] = 10
+    agent = Agent(
+        EdgeConfig.model_validate(doc),
+        pipeline_factory=lambda cfg, cam: Pipeline(cam),
+        source_factory=lambda cam: Ticker(),
+        drain_timeout_s=0.0,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(lambda: agent.outbox.stats().dropped_total >= 10)
+        report = agent.health.envelope()  # what the health timer stores every interval
+        frames = agent.workers[0].frames
+        wait_until(lambda: agent.workers[0].frames > frames + 20)  # the cameras carry on
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert report.health.outbox_dropped_total >= 10
+    assert report.health.outbox_depth == 10
+    outbox = SqliteOutbox(tmp_path / "state" / "outbox.db")
+    stats = outbox.stats()
+    kept = [e.sequence for e in outbox.peek(limit=100)]
+    outbox.close()
+    assert stats.depth == 10
+    assert kept == list(range(stats.last_sequence - 9, stats.last_sequence + 1))  # the newest
+    assert stats.dropped_total == stats.last_sequence - 10
