@@ -109,7 +109,7 @@ def refit_clv(conn: Conn, *, settings: Settings) -> list[dict[str, Any]]:
 
 def resolve_customer_id(conn: Conn, customer_id: str) -> str:
     """Follow CRM merges for numeric profile ids (an absorbed id answers for its survivor)."""
-    if not customer_id.isdigit() or len(customer_id) > 18:
+    if not (customer_id.isascii() and customer_id.isdigit()) or len(customer_id) > 18:
         return customer_id
     row = conn.execute("SELECT crm_resolve_profile(%s::bigint)", (customer_id,)).fetchone()
     return str(row[0]) if row and row[0] is not None else customer_id
@@ -117,8 +117,8 @@ def resolve_customer_id(conn: Conn, customer_id: str) -> str:
 
 def customer_prediction(conn: Conn, *, customer_id: str, settings: Settings) -> dict[str, Any]:
     """Fresh churn probability, CLV, health, reasons and next best action of one customer."""
-    if not customer_id or len(customer_id) > 128:
-        raise InvalidEventError("customer_id must be 1-128 characters")
+    if not customer_id or len(customer_id) > 128 or not customer_id.isprintable():
+        raise InvalidEventError("customer_id must be 1-128 printable characters")
     cid = resolve_customer_id(conn, customer_id)
     raw = cust_repo.load_states(conn, CHURN_MODEL, [cid])
     state = CustomerState.from_json(raw[0]) if raw else None

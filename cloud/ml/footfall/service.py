@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,14 @@ from cloud.ml.footfall.model import FootfallModel
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 KIND = "footfall-holtwinters"
+
+
+_STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_store(store_id: str) -> None:
+    if not _STORE_ID.match(store_id):
+        raise ModelNotFoundError(f"no footfall model for store {store_id!r} (not a store id)")
 
 
 def model_name(store_id: str) -> str:
@@ -92,6 +101,7 @@ def learn_all(conn: Conn) -> dict[str, int]:
 
 def forecast(conn: Conn, *, store_id: str, horizon: int) -> dict[str, Any]:
     """The next `horizon` hours of the store."""
+    _check_store(store_id)
     model, version = _load(conn, store_id)
     if version is None or not model.ready:
         raise ModelNotFoundError(
@@ -114,5 +124,6 @@ def anomalies(
     conn: Conn, *, store_id: str, anomalies_only: bool, since: datetime | None, limit: int
 ) -> dict[str, Any]:
     """Scored hours of the store, newest first."""
+    _check_store(store_id)
     rows = repo.scores(conn, store_id, anomalies_only=anomalies_only, since=since, limit=limit)
     return {"store_id": store_id, "items": rows}
