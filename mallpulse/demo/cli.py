@@ -26,6 +26,10 @@ def demo(
         envvar="MALLPULSE_CELERY_BROKER_URL",
         help="Celery broker URL (default: a filesystem transport, no server).",
     ),
+    embedded: bool = typer.Option(
+        False,
+        help="Always start the embedded PostgreSQL and MQTT broker, even if local ones answer.",
+    ),
     api_port: int | None = typer.Option(None, help="API port (default 8000, or a free one)."),
     video: Path | None = typer.Option(
         None,
@@ -49,7 +53,8 @@ def demo(
         )
     opts = DemoOptions(
         data_dir=data_dir.resolve(), database_url=database_url, mqtt=mqtt,
-        celery_broker_url=celery_broker_url, api_port=api_port or default_api_port(),
+        celery_broker_url=celery_broker_url, embedded=embedded,
+        api_port=api_port or default_api_port(),
         video=video.resolve() if video else None, stores=stores, customers=customers,
         window_s=window_s, topic_prefix=topic_prefix, duration_s=duration,
     )  # fmt: skip

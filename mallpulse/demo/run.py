@@ -34,6 +34,7 @@ class DemoOptions:
     database_url: str | None
     mqtt: str | None
     celery_broker_url: str | None
+    embedded: bool
     api_port: int
     video: Path | None
     stores: int
@@ -246,6 +247,7 @@ def run_demo(opts: DemoOptions) -> int:
         database_url=opts.database_url,
         mqtt=opts.mqtt,
         celery_broker_url=opts.celery_broker_url,
+        embedded=opts.embedded,
     )
     for line in services.descriptions:
         print(f"      {line}", flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,29 +92,32 @@ def _local_postgres() -> str | None:
     return f"postgresql://postgres@127.0.0.1:5432/{DEMO_DB}"
 
 
-def _resolve_database(services: DemoServices, data_dir: Path) -> None:
+def _resolve_database(services: DemoServices, data_dir: Path, *, embedded: bool) -> None:
     if services.database_url:
         services.descriptions.append(f"PostgreSQL: given ({_redact(services.database_url)})")
         return
-    local = _local_postgres() if port_open("127.0.0.1", 5432) else None
+    local = _local_postgres() if not embedded and port_open("127.0.0.1", 5432) else None
     if local:
         services.database_url = local
         services.descriptions.append(f"PostgreSQL: local server, database {DEMO_DB}")
         return
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
 
-    get_server = pgserver.get_server  # type: ignore[attr-defined]
-    server = get_server(str(data_dir / "pg"), cleanup_mode="stop")
+        get_server = pgserver.get_server  # type: ignore[attr-defined]
+        server = get_server(str(data_dir / "pg"), cleanup_mode="stop")
     services._owned.append(server)
     services.database_url = server.get_uri()
     services.descriptions.append(f"PostgreSQL: embedded (pgserver) in {data_dir / 'pg'}")
 
 
-def _resolve_broker(services: DemoServices, data_dir: Path) -> None:
+def _resolve_broker(services: DemoServices, data_dir: Path, *, embedded: bool) -> None:
     if services.mqtt_host:
         services.descriptions.append(f"MQTT: given ({services.mqtt_host}:{services.mqtt_port})")
         return
-    if port_open("127.0.0.1", 1883):
+    if not embedded and port_open("127.0.0.1", 1883):
         services.mqtt_host, services.mqtt_port = "127.0.0.1", 1883
         services.descriptions.append("MQTT: local broker on 127.0.0.1:1883")
         return
@@ -143,8 +147,10 @@ def resolve_services(
     database_url: str | None = None,
     mqtt: str | None = None,
     celery_broker_url: str | None = None,
+    embedded: bool = False,
 ) -> DemoServices:
-    """Find or start every backing service; the caller must `close()` the result."""
+    """Find or start every backing service (`embedded`: never use local servers); the caller
+    must `close()` the result."""
     data_dir.mkdir(parents=True, exist_ok=True)
     host, _, port = (mqtt or "").partition(":")
     celery_dir = data_dir / "celery"
@@ -157,8 +163,8 @@ def resolve_services(
         celery_broker_url=celery_broker_url or "filesystem://",
     )
     try:
-        _resolve_database(services, data_dir)
-        _resolve_broker(services, data_dir)
+        _resolve_database(services, data_dir, embedded=embedded)
+        _resolve_broker(services, data_dir, embedded=embedded)
     except Exception:
         services.close()
         raise
