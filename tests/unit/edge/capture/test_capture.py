@@ -109,3 +109,14 @@ def test_stop_from_another_thread_ends_a_silent_source() -> None:
     src = LiveSource(lambda: _Stalling(threading.Event()), stall_timeout_s=60.0)
     threading.Timer(0.3, src.stop).start()
     assert 1 <= len(list(src)) <= 2  # the newest frame wins if the consumer lags
+
+
+def test_unreachable_rtsp_stream_keeps_retrying_until_stopped() -> None:
+    src = open_source("rtsp://user:secret@127.0.0.1:9/stream", stall_timeout_s=1.0)
+    assert isinstance(src, LiveSource) and "secret" not in src.name
+    src.backoff_initial_s = 0.05
+    timer = threading.Timer(1.5, src.stop)
+    timer.start()
+    frames = list(src)
+    timer.join()
+    assert frames == [] and src.reconnects >= 1 and not src.connected
