@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 Key = tuple[str, str]
 IdentifierInput = Mapping[str, str] | Iterable[tuple[str, str]]
-_NEW = -1  # the pseudo id of a record that is not stored yet
 
 
 @dataclass(frozen=True)
@@ -250,8 +249,8 @@ def _expand(conn: Conn, keys: Sequence[Key], cap: int) -> dict[int, int]:
     frontier: set[Key] = set(keys)
     seen_keys: set[Key] = set(keys)
     while frontier:
-        new = {r: p for r, p in repo.records_with_identifiers(conn, frontier).items()}
-        new = {r: p for r, p in new.items() if r not in found}
+        linked = repo.records_with_identifiers(conn, frontier)
+        new = {r: p for r, p in linked.items() if r not in found}
         if not new:
             break
         found.update(new)
