@@ -178,3 +178,21 @@ def test_a_crm_merge_folds_the_absorbed_customers_state(
     state = rows[str(a)]
     assert state["n_tx"] == 4 and state["total"] == pytest.approx(90.0)
     assert str(b) not in rows
+
+
+def test_the_clock_ticks_without_events_so_labels_still_resolve(
+    ml_conn: psycopg.Connection[Any], buy: Buy
+) -> None:
+    from cloud.core.settings import Settings
+    from cloud.ml import service
+
+    buy("quiet", 0)
+    settings = Settings(database_url="postgresql://unused", ml_churn_horizon_days=30)
+    first = service.learn(ml_conn, settings=settings)
+    assert first.applied == 1 and first.samples_seen == 0
+    again = service.learn(ml_conn, settings=settings)  # nothing new: tick to now - 1 day
+    assert again.read == 0
+    model = load_model(ml_conn, "churn").model
+    assert model.clock > (START + timedelta(days=365)).timestamp()
+    # the purchase snapshot and its 6 idle snapshots have all passed their horizon: churned
+    assert model.samples_seen == 7 and model.positives == 7
