@@ -144,9 +144,16 @@ def drain(outbox: SqliteOutbox, uplink: MqttUplink | GrpcUplink, *, wait_connect
 
 def mqtt_uplink(outbox: SqliteOutbox, host: str, port: int, prefix: str) -> MqttUplink:
     """The production MQTT uplink on the bench broker."""
-    cfg = MqttConfig(host=host, port=port, topic_prefix=prefix, max_inflight=INFLIGHT)
+    cfg = MqttConfig(
+        host=host, port=port, topic_prefix=prefix, max_inflight=INFLIGHT, session_expiry_s=0
+    )
     return MqttUplink(
-        cfg, IDENT, outbox, backoff=Backoff(0.05, 0.5), client_id=f"bench-{uuid.uuid4().hex[:8]}"
+        cfg,
+        IDENT,
+        outbox,
+        backoff=Backoff(0.05, 0.5),
+        client_id=f"bench-{uuid.uuid4().hex[:8]}",
+        presence=False,  # no retained status left behind on the broker
     )
 
 

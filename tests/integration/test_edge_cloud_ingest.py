@@ -108,7 +108,9 @@ def test_mqtt_uplink_into_the_cloud_ingest(
     outbox = SqliteOutbox(tmp_path / "outbox.db")
     outbox.put_many(windows(device, 10))
     ident = DeviceIdentity(device_id=device["dev"], store_id=device["store"])
-    cfg = MqttConfig(host=mqtt_broker[0], port=mqtt_broker[1], topic_prefix=mqtt_prefix)
+    cfg = MqttConfig(
+        host=mqtt_broker[0], port=mqtt_broker[1], topic_prefix=mqtt_prefix, session_expiry_s=0
+    )
     uplink = MqttUplink(cfg, ident, outbox, backoff=Backoff(0.05, 0.3), software_version="t")
     uplink.start()
     try:

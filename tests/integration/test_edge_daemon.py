@@ -162,7 +162,13 @@ def daemon_env(
         ],
         "uplink": {
             "transport": "mqtt",
-            "mqtt": {"host": host, "port": port, "topic_prefix": mqtt_prefix, "max_inflight": 5},
+            "mqtt": {
+                "host": host,
+                "port": port,
+                "topic_prefix": mqtt_prefix,
+                "max_inflight": 5,
+                "session_expiry_s": 0,  # no session left behind on the shared broker
+            },
             "backoff_initial_s": 0.05,
             "backoff_max_s": 0.5,
         },

@@ -149,7 +149,12 @@ def running(
     parts = {
         "device": device,
         "uplink": {
-            "mqtt": {"host": host, "port": port, "topic_prefix": mqtt_prefix},
+            "mqtt": {
+                "host": host,
+                "port": port,
+                "topic_prefix": mqtt_prefix,
+                "session_expiry_s": 0,  # no session left behind on the shared broker
+            },
             "backoff_initial_s": 0.05,
             "backoff_max_s": 0.5,
         },
