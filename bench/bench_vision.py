@@ -253,6 +253,60 @@ def memory_main(threads: int, minutes: float) -> None:
     )
 
 
+def throughput(det: OnnxDetector, frames: list[np.ndarray], threads: int, rounds: int) -> None:
+    """(a), (a'), (b), (b pipelined) and (c) on concourse.avi, with their ratios."""
+    n = len(frames)
+    blobs = [det._letterbox(f)[1].copy() for f in frames]
+    sup = run_supervision(det, frames)
+    pipe = run_pipeline(det, frames, threads, gating=True)
+    variants = {
+        "a_bare_session": run_bare(det, blobs),
+        "a_detect_letterbox_nms": run_detect(det, frames),
+        "b_pipeline": pipe,
+        "b_pipeline_pipelined": run_pipeline(det, frames, threads, True, pipelined=True),
+        "c_trackers_supervision": sup,
+    }
+    res = interleaved(variants, rounds, n)
+    for k, v in res.items():
+        print(
+            f"{k:26s} best {v['best_fps']:7.1f} fps   median {v['median_fps']:7.1f} fps   "
+            f"cpu {v['cpu_ms']:6.2f} ms/frame (all threads)"
+        )
+    best = {k: v["best_fps"] for k, v in res.items()}
+    cpu = {k: v["cpu_ms"] for k, v in res.items()}
+    a, b, c = best["a_bare_session"], best["b_pipeline"], best["c_trackers_supervision"]
+    bp = best["b_pipeline_pipelined"]
+    cpu_b = cpu["b_pipeline"]
+    print(f"cpu-time ratio a/b (load-immune)    {cpu['a_bare_session'] / cpu_b:.3f}")
+    print(f"cpu-time ratio c/b                  {cpu['c_trackers_supervision'] / cpu_b:.3f}")
+    print(f"ratio b/a (vs session alone)        {b / a:.3f}")
+    print(f"ratio b/a' (vs detector+letterbox)  {b / best['a_detect_letterbox_nms']:.3f}")
+    print(f"ratio c/a                           {c / a:.3f}")
+    print(f"ratio b/c                           {b / c:.3f}")
+    print(f"ratio b_pipelined/a                 {bp / a:.3f}")
+    print(f"ratio b_pipelined/c                 {bp / c:.3f}")
+    print(f"counts: ours {pipe.last}, trackers+LineZone in/out {sup.last}")  # type: ignore[attr-defined]
+
+
+def gating(det: OnnxDetector, threads: int, rounds: int) -> None:
+    """The gated full pipeline against the bare session on a mostly static scene."""
+    still = static_scene()
+    still_blobs = [det._letterbox(f)[1].copy() for f in still]
+    gated = run_pipeline(det, still, threads, gating=True, fps=15.0)
+    res = interleaved(
+        {"a_bare_session": run_bare(det, still_blobs), "b_gated_pipeline": gated},
+        rounds,
+        len(still),
+    )
+    ratio = res["b_gated_pipeline"]["best_fps"] / res["a_bare_session"]["best_fps"]
+    print(
+        f"static scene ({len(still)} frames 1280x720): gated pipeline "
+        f"{res['b_gated_pipeline']['best_fps']:.1f} fps vs bare session "
+        f"{res['a_bare_session']['best_fps']:.1f} fps, ratio {ratio:.2f}, "
+        f"stats {gated.last}"  # type: ignore[attr-defined]
+    )
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -267,72 +321,18 @@ def main() -> None:
         return
     cv2.setNumThreads(1)  # leave the cores to onnxruntime
     frames = load_frames(SHARED / "data" / "video" / "concourse.avi", args.frames)
-    n = len(frames)
     det = build_detector(detector_config(args.threads))
     assert isinstance(det, OnnxDetector)
-    blobs = [det._letterbox(f)[1].copy() for f in frames]
     print(
-        f"concourse.avi: {n} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
+        f"concourse.avi: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
         f"YOLOX-Nano 416, {args.threads} threads, {os.cpu_count()} cpus"
     )
-    sup = run_supervision(det, frames)
-    pipe = run_pipeline(det, frames, args.threads, gating=True)
-    res = interleaved(
-        {
-            "a_bare_session": run_bare(det, blobs),
-            "a_detect_letterbox_nms": run_detect(det, frames),
-            "b_pipeline": pipe,
-            "b_pipeline_pipelined": run_pipeline(det, frames, args.threads, True, pipelined=True),
-            "c_trackers_supervision": sup,
-        },
-        args.rounds,
-        n,
-    )
-    for k, v in res.items():
-        print(
-            f"{k:26s} best {v['best_fps']:7.1f} fps   median {v['median_fps']:7.1f} fps   "
-            f"cpu {v['cpu_ms']:6.2f} ms/frame (all threads)"
-        )
-    b, a = res["b_pipeline"]["best_fps"], res["a_bare_session"]["best_fps"]
-    a1, c = res["a_detect_letterbox_nms"]["best_fps"], res["c_trackers_supervision"]["best_fps"]
-    cpu_a, cpu_b = res["a_bare_session"]["cpu_ms"], res["b_pipeline"]["cpu_ms"]
-    cpu_c = res["c_trackers_supervision"]["cpu_ms"]
-    print(f"cpu-time ratio a/b (load-immune)    {cpu_a / cpu_b:.3f}")
-    print(f"cpu-time ratio c/b                  {cpu_c / cpu_b:.3f}")
-    print(f"ratio b/a (vs session alone)        {b / a:.3f}")
-    print(f"ratio b/a' (vs detector+letterbox)  {b / a1:.3f}")
-    print(f"ratio c/a                           {c / a:.3f}")
-    print(f"ratio b/c                           {b / c:.3f}")
-    bp = res["b_pipeline_pipelined"]["best_fps"]
-    print(f"ratio b_pipelined/a                 {bp / a:.3f}")
-    print(f"ratio b_pipelined/c                 {bp / c:.3f}")
-    print(f"counts: ours {pipe.last}, trackers+LineZone in/out {sup.last}")  # type: ignore[attr-defined]
-    still = static_scene()
-    still_blobs = [det._letterbox(f)[1].copy() for f in still]
-    gated = run_pipeline(det, still, args.threads, gating=True, fps=15.0)
-    res2 = interleaved(
-        {"a_bare_session": run_bare(det, still_blobs), "b_gated_pipeline": gated},
-        args.rounds,
-        len(still),
-    )
-    ratio = res2["b_gated_pipeline"]["best_fps"] / res2["a_bare_session"]["best_fps"]
-    print(
-        f"static scene ({len(still)} frames 1280x720): gated pipeline "
-        f"{res2['b_gated_pipeline']['best_fps']:.1f} fps vs bare session "
-        f"{res2['a_bare_session']['best_fps']:.1f} fps, ratio {ratio:.2f}, "
-        f"stats {gated.last}"  # type: ignore[attr-defined]
-    )
+    throughput(det, frames, args.threads, args.rounds)
+    gating(det, args.threads, args.rounds)
     if args.memory_minutes:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--memory-only",
-            "--memory-minutes",
-            str(args.memory_minutes),
-            "--threads",
-            str(args.threads),
-        ]
-        subprocess.run(cmd, check=True)
+        here, minutes = str(Path(__file__).resolve()), str(args.memory_minutes)
+        cmd = [sys.executable, here, "--memory-only", "--memory-minutes", minutes]
+        subprocess.run([*cmd, "--threads", str(args.threads)], check=True)
 
 
 if __name__ == "__main__":

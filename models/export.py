@@ -113,8 +113,7 @@ def write_manifest(manifest: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -145,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="describe an existing .onnx file; no export, no ultralytics needed",
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    args = _parser().parse_args(argv)
     try:
         onnx_path = (
             Path(args.model)

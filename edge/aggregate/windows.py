@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from edge.analytics.camera import CameraWindow
-from edge.analytics.types import Histogram
+from edge.analytics.types import Histogram, QueueWindowStats, ZoneStats
 from protos.mallpulse.v1 import telemetry_pb2 as pb
 
 MAX_EMPTY_WINDOWS = 1440  # a longer gap (clock jump) is reported as one window, not thousands
@@ -46,6 +46,41 @@ def _histogram(h: Histogram) -> pb.DwellHistogram:
     return pb.DwellHistogram(upper_bounds_s=list(h.bounds), counts=h.counts, total_s=h.total_s)
 
 
+def _zone(z: ZoneStats) -> pb.ZoneOccupancy:
+    return pb.ZoneOccupancy(
+        zone_id=z.zone_id,
+        avg_occupancy=z.avg_occupancy,
+        max_occupancy=z.max_occupancy,
+        occupancy_at_end=z.occupancy_at_end,
+        entries=z.entries,
+        exits=z.exits,
+        dwell=_histogram(z.dwell),
+    )
+
+
+def _queue(q: QueueWindowStats) -> pb.QueueStats:
+    return pb.QueueStats(
+        zone_id=q.zone_id,
+        avg_length=q.avg_length,
+        max_length=q.max_length,
+        length_at_end=q.length_at_end,
+        served=q.served,
+        service_rate_per_min=q.service_rate_per_min,
+        estimated_wait_s=q.estimated_wait_s,
+    )
+
+
+def _demographics(counts: dict[tuple[int, int], int]) -> pb.Demographics:
+    return pb.Demographics(
+        counts=[
+            pb.DemographicCount(
+                age_band=pb.AgeBand.ValueType(band), gender=pb.Gender.ValueType(g), count=n
+            )
+            for (band, g), n in sorted(counts.items())
+        ]
+    )
+
+
 def window_report(
     w: CameraWindow, frames: int, demographics: dict[tuple[int, int], int]
 ) -> pb.WindowReport:
@@ -55,30 +90,8 @@ def window_report(
             pb.LineCrossings(line_id=x.line_id, in_count=x.in_count, out_count=x.out_count)
             for x in w.lines
         ],
-        zones=[
-            pb.ZoneOccupancy(
-                zone_id=z.zone_id,
-                avg_occupancy=z.avg_occupancy,
-                max_occupancy=z.max_occupancy,
-                occupancy_at_end=z.occupancy_at_end,
-                entries=z.entries,
-                exits=z.exits,
-                dwell=_histogram(z.dwell),
-            )
-            for z in w.zones
-        ],
-        queues=[
-            pb.QueueStats(
-                zone_id=q.zone_id,
-                avg_length=q.avg_length,
-                max_length=q.max_length,
-                length_at_end=q.length_at_end,
-                served=q.served,
-                service_rate_per_min=q.service_rate_per_min,
-                estimated_wait_s=q.estimated_wait_s,
-            )
-            for q in w.queues
-        ],
+        zones=[_zone(z) for z in w.zones],
+        queues=[_queue(q) for q in w.queues],
         shelves=[
             pb.ShelfInteractions(
                 shelf_id=s.shelf_id,
@@ -88,14 +101,7 @@ def window_report(
             )
             for s in w.shelves
         ],
-        demographics=pb.Demographics(
-            counts=[
-                pb.DemographicCount(
-                    age_band=pb.AgeBand.ValueType(band), gender=pb.Gender.ValueType(g), count=n
-                )
-                for (band, g), n in sorted(demographics.items())
-            ]
-        ),
+        demographics=_demographics(demographics),
         frames_processed=frames,
     )
 

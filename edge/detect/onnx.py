@@ -33,6 +33,25 @@ def _static_dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def _open_session(weights: Path, threads: int) -> Any:
+    """An onnxruntime CPU session tuned for a small gateway."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no busy-waiting between operators: a gateway runs several cameras and the uplink on
+    # 2-4 cores, and spinning threads steal them (measured 2-3x slower when cores are shared)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(
+            str(weights), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelFormatError(f"{weights}: onnxruntime cannot load the model: {exc}") from exc
+
+
 class OnnxDetector:
     """YOLOX or YOLOv8/YOLO11 detector on onnxruntime's CPU provider, chosen by the manifest."""
 
@@ -46,8 +65,6 @@ class OnnxDetector:
         threads: int = 2,
         classes: tuple[str, ...] = ("person",),
     ) -> None:
-        import onnxruntime as ort
-
         if manifest.output_format not in ("yolox", "yolov8"):
             raise ModelManifestError(
                 f"model '{manifest.name}': output_format '{manifest.output_format}' "
@@ -61,19 +78,7 @@ class OnnxDetector:
         if missing:
             raise ModelManifestError(f"model '{manifest.name}' has no classes {missing}")
         self._keep = np.array([names.index(c) for c in classes], np.int64)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no busy-waiting between operators: a gateway runs several cameras and the uplink on
-        # 2-4 cores, and spinning threads steal them (measured 2-3x slower when cores are shared)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(
-                str(weights), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelFormatError(f"{weights}: onnxruntime cannot load the model: {exc}") from exc
+        self.session = _open_session(weights, threads)
         self._input_name, self._size = self._check_input(weights)
         self._output_name = self._check_output(weights, len(names))
         w, h = self._size
