@@ -266,8 +266,9 @@ class GrpcUplink:
                 acks.put(ack)
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
+            details = exc.details() if hasattr(exc, "details") else ""
             if not self._stop.is_set():
-                log.warning("grpc stream failed", extra={"code": str(code)})
+                log.warning("grpc stream failed", extra={"code": str(code), "details": details})
         finally:
             acks.put(_END)
 
