@@ -70,20 +70,7 @@ class Batch:
         key = (env.store_id, env.device_id, env.camera_id)
         report = env.window
         event = self._event(env.store_id, end)
-        for line in report.lines:
-            self.rows["line_counts"].append(
-                (*key, line.line_id, start, end, line.in_count, line.out_count)
-            )
-            hour = start.replace(minute=0, second=0, microsecond=0)
-            for acc in (
-                self.hourly[(env.store_id, line.line_id, hour)],
-                self.lines[(env.store_id, line.line_id, start)],
-            ):
-                acc[0] += line.in_count
-                acc[1] += line.out_count
-            self.catalogue.add((env.store_id, "line", line.line_id))
-            event["in"] += line.in_count
-            event["out"] += line.out_count
+        self._add_lines(env, start, end)
         for zone in report.zones:
             self.rows["zone_occupancy"].append(
                 (*key, zone.zone_id, start, end, zone.avg_occupancy, zone.max_occupancy,
@@ -112,6 +99,24 @@ class Batch:
             self.rows["demographics"].append(
                 (*key, start, end, _band(cell.age_band), _gender(cell.gender), cell.count)
             )
+
+    def _add_lines(self, env: telemetry_pb2.Envelope, start: datetime, end: datetime) -> None:
+        key = (env.store_id, env.device_id, env.camera_id)
+        event = self._event(env.store_id, end)
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        for line in env.window.lines:
+            self.rows["line_counts"].append(
+                (*key, line.line_id, start, end, line.in_count, line.out_count)
+            )
+            for acc in (
+                self.hourly[(env.store_id, line.line_id, hour)],
+                self.lines[(env.store_id, line.line_id, start)],
+            ):
+                acc[0] += line.in_count
+                acc[1] += line.out_count
+            self.catalogue.add((env.store_id, "line", line.line_id))
+            event["in"] += line.in_count
+            event["out"] += line.out_count
 
     def _event(self, store_id: str, end: datetime) -> dict[str, Any]:
         event = self.events.setdefault(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from cloud.simulator.fleet import Fleet
 
 
 def simulate(
@@ -42,6 +46,12 @@ def simulate(
         with psycopg.connect(settings.database_url) as conn:
             created = provision_devices(conn, fleet.devices)
         typer.echo(f"provisioned {created} new devices in {stores} stores")
+    _run(fleet, duration)
+    typer.echo(f"sent {fleet.stats.sent} envelopes, {fleet.stats.errors} errors")
+
+
+def _run(fleet: Fleet, duration: float) -> None:
+    """Publish until `duration` seconds passed (0: until Ctrl-C), reporting progress."""
     fleet.start()
     started = time.monotonic()
     try:
@@ -57,4 +67,3 @@ def simulate(
         pass
     finally:
         fleet.stop()
-    typer.echo(f"sent {fleet.stats.sent} envelopes, {fleet.stats.errors} errors")

@@ -92,3 +92,31 @@ def test_simulated_fleet_is_ingested_completely(
     chain = client.get("/v1/chain/live", headers=token_for(Role.HQ_MARKETER)).json()
     mine = [s for s in chain["stores"] if s["store_id"].startswith(prefix)]
     assert len(mine) == 2 and all(s["devices_total"] == 2 for s in mine)
+
+
+def test_simulate_command(
+    database_url: str, mqtt_broker: tuple[str, int], mqtt_prefix: str, pg_pool: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from mallpulse.cli import app
+
+    prefix = f"cli{uuid.uuid4().hex[:6]}"
+    env = {
+        "MALLPULSE_DATABASE_URL": database_url,
+        "MALLPULSE_MQTT_HOST": mqtt_broker[0],
+        "MALLPULSE_MQTT_PORT": str(mqtt_broker[1]),
+        "MALLPULSE_MQTT_TOPIC_PREFIX": mqtt_prefix,
+    }
+    args = ["simulate", "--stores", "2", "--devices-per-store", "1", "--rate", "10",
+            "--duration", "1", "--prefix", prefix]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "provisioned 2 new devices in 2 stores" in result.output
+    sent = int(result.output.rsplit("sent ", 1)[1].split()[0])
+    assert sent >= 10
+    with pg_pool.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM devices WHERE store_id LIKE %s", (prefix + "-%",))
+        assert row.fetchone() == (2,)
+    bad = CliRunner().invoke(app, ["simulate", "--transport", "carrier-pigeon"], env=env)
+    assert bad.exit_code == 2 and "transport" in bad.output
