@@ -81,3 +81,17 @@ def test_not_an_onnx_file(tmp_path: Path) -> None:
     junk.write_bytes(b"not a model")
     with pytest.raises(ModelFormatError, match="cannot load"):
         OnnxDetector(_manifest("yolov8"), junk)
+
+
+def test_letterbox_layouts(tmp_path: Path) -> None:
+    model = constant_output_model(tmp_path / "m.onnx", np.zeros((1, 6, 4), np.float32))
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[..., 0] = 200  # blue
+    bgr = OnnxDetector(_manifest("yolov8"), model)
+    ratio, blob = bgr._letterbox(frame)
+    assert ratio == 1.0 and blob.shape == (1, 3, 64, 64)
+    assert blob[0, 0, 0, 0] == 200 and blob[0, 2, 0, 0] == 0  # BGR kept, 0-255
+    assert blob[0, 0, 40, 0] == 114  # padding below the image
+    rgb = OnnxDetector(_manifest("yolov8").model_copy(update={"input_layout": "rgb_0_1"}), model)
+    _, blob = rgb._letterbox(frame)
+    assert blob[0, 2, 0, 0] == pytest.approx(200 / 255) and blob[0, 0, 0, 0] == 0
