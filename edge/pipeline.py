@@ -225,12 +225,13 @@ def _frame_tracks(update: TrackUpdate, t: float, width: int, height: int) -> Fra
 
 
 def build_pipeline(
-    config: EdgeConfig, camera_id: str, *, base_dir: Path | None = None
+    config: EdgeConfig, camera_id: str, *, base_dir: Path | None = None, pipelined: bool = False
 ) -> CameraPipeline:
     """Pipeline with the configured detector and, when enabled, the demographics stage."""
     detector = build_detector(config.detector, base_dir=base_dir)
+    demographics = build_demographics(config, base_dir=base_dir)
     return CameraPipeline(
-        config, camera_id, detector, demographics=build_demographics(config, base_dir=base_dir)
+        config, camera_id, detector, demographics=demographics, pipelined=pipelined
     )
 
 
