@@ -107,20 +107,26 @@ class IngestService:
     def _store(
         self, items: Sequence[Incoming], decoded: list[telemetry_pb2.Envelope | Rejection]
     ) -> list[Outcome]:
-        with self.pool.connection() as conn, conn.transaction():
-            if self._rollup_table is None:
-                self._rollup_table = telemetry.rollup_is_table(conn)
-            known = telemetry.device_stores(
-                conn, (d.device_id for d in decoded if not isinstance(d, Rejection))
-            )
-            verdicts = [_ownership(d, known) for d in decoded]
-            fresh = telemetry.claim_envelopes(conn, _ledger_rows(verdicts))
-            outcomes, batch = _classify(verdicts, fresh)
-            self._write(conn, batch)
-            dead = [_dead_row(i, v) for i, v in zip(items, verdicts, strict=True)]
-            deadletter.add_dead_letters(conn, [row for row in dead if row is not None])
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                if self._rollup_table is None:
+                    self._rollup_table = telemetry.rollup_is_table(conn)
+                known = telemetry.device_stores(
+                    conn, (d.device_id for d in decoded if not isinstance(d, Rejection))
+                )
+                verdicts = [_ownership(d, known) for d in decoded]
+                fresh = telemetry.claim_envelopes(conn, _ledger_rows(verdicts))
+                outcomes, batch = _classify(verdicts, fresh)
+                self._write(conn, batch)
+                dead = [_dead_row(i, v) for i, v in zip(items, verdicts, strict=True)]
+                deadletter.add_dead_letters(conn, [row for row in dead if row is not None])
+            # Committed. "Last seen" is best effort and kept out of the batch transaction, so
+            # concurrent ingest processes do not queue behind each other's device-row locks.
             seen = {o.device_id for o in outcomes if o.status is not Status.REJECTED}
-            telemetry.touch_devices(conn, seen)
+            try:
+                telemetry.touch_devices(conn, seen)
+            except psycopg.Error:
+                log.warning("could not update last_seen_at", exc_info=True)
         return [
             replace(o, device_id=row[2] or "", sequence=row[4] or 0) if row is not None else o
             for o, row in zip(outcomes, dead, strict=True)

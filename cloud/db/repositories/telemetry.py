@@ -162,10 +162,15 @@ def register_catalogue(
 
 
 def touch_devices(conn: Conn, device_ids: Iterable[str]) -> None:
-    """Mark devices as seen now."""
+    """Mark devices as seen now (rows locked in id order; skipped if touched this second)."""
     ids = sorted(set(device_ids))
     if ids:
-        conn.execute("UPDATE devices SET last_seen_at = now() WHERE id = ANY(%s)", (ids,))
+        conn.execute(
+            "UPDATE devices d SET last_seen_at = now() FROM (SELECT id FROM devices"
+            " WHERE id = ANY(%s) AND (last_seen_at IS NULL OR last_seen_at < now() - interval"
+            " '1 second') ORDER BY id FOR UPDATE SKIP LOCKED) l WHERE d.id = l.id",
+            (ids,),
+        )
 
 
 def publish_events(conn: Conn, events: dict[str, dict[str, Any]]) -> None:
