@@ -74,12 +74,14 @@ class Annotator:
         for sid, shelf in an.shelves.items():
             rows.append((f"{sid}: {self._interactions[sid] + shelf.pending} interactions", _SHELF))
         rows.append((f"tracks: {len(self.pipeline.tracks)}", (0, 255, 0)))
-        height = 10 + 24 * len(rows)
-        width = 20 + 11 * max(len(text) for text, _ in rows)
+        size = max(0.42, 0.6 * min(1.0, img.shape[1] / 960))  # readable on 480 px GIFs too
+        step, thick = round(40 * size), 1 if size < 0.5 else 2
+        height = step // 2 + step * len(rows)
+        width = round(20 * size * max(len(text) for text, _ in rows)) + step // 2
         box = img[:height, :width]
         box[:] = (box * 0.35).astype(np.uint8)
         for i, (text, colour) in enumerate(rows):
-            cv2.putText(img, text, (10, 26 + 24 * i), 0, 0.6, colour, 2)
+            cv2.putText(img, text, (step // 4, step * (i + 1)), 0, size, colour, thick)
 
     def _write(self, img: Frame) -> None:
         if self._writer is None:
