@@ -51,15 +51,17 @@ def client_id_for(identity: DeviceIdentity) -> str:
     return f"mallpulse-{identity.store_id}-{identity.device_id}"[:128]
 
 
-def device_status(identity: DeviceIdentity, *, online: bool, version: str) -> bytes:
-    """Serialized DeviceStatus for the retained `status` topic."""
+def device_status(
+    identity: DeviceIdentity, *, online: bool, version: str, at: float | None = None
+) -> bytes:
+    """Serialized DeviceStatus for the retained `status` topic, stamped `at` (default now)."""
     msg = telemetry_pb2.DeviceStatus(
         device_id=identity.device_id,
         store_id=identity.store_id,
         online=online,
         software_version=version,
     )
-    msg.at.GetCurrentTime()
+    msg.at.FromNanoseconds(int((time.time() if at is None else at) * 1e9))
     return msg.SerializeToString()
 
 
@@ -115,13 +117,7 @@ class MqttUplink:
         self._client = build_client(config, client_id or client_id_for(identity))
         # Only the daemon speaks for the device's presence; helpers (replays) stay silent.
         self._presence = presence
-        if presence:
-            self._client.will_set(
-                self.topics.status,
-                device_status(identity, online=False, version=software_version),
-                qos=1,
-                retain=True,
-            )
+        self._connect_at = 0.0  # `at` of this connection's last will and online status
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_publish = self._handle_publish
@@ -196,6 +192,16 @@ class MqttUplink:
             log.exception("mqtt uplink shutdown failed", extra={"event": "shutdown"})
 
     def _connect(self) -> None:
+        if self._presence:
+            # The will and the online status of a connection carry the same `at`: the cloud
+            # applies a status only if it is not older than the last one, so a will stamped
+            # before its own "online" would be ignored, and a will of an older connection that
+            # the broker publishes late must lose against the newer connection's "online".
+            self._connect_at = time.time()
+            offline = device_status(
+                self.identity, online=False, version=self._version, at=self._connect_at
+            )
+            self._client.will_set(self.topics.status, offline, qos=1, retain=True)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
         self._client.connect(
@@ -292,12 +298,10 @@ class MqttUplink:
             extra={"session_present": bool(flags.session_present), "event": "connack"},
         )
         if self._presence:
-            client.publish(
-                self.topics.status,
-                device_status(self.identity, online=True, version=self._version),
-                qos=1,
-                retain=True,
+            online = device_status(
+                self.identity, online=True, version=self._version, at=self._connect_at
             )
+            client.publish(self.topics.status, online, qos=1, retain=True)
         if self._on_config is not None:
             client.subscribe(self.topics.config, options=SubscribeOptions(qos=1))
 

@@ -3,6 +3,7 @@ PostgreSQL underneath: the wire contract holds end to end and nothing is counted
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -175,3 +176,31 @@ def test_grpc_uplink_into_the_cloud_ingest(
         server.stop(grace=1.0).wait()
     assert (uplink.stats.acked, uplink.stats.rejected) == (8, 0)
     assert total_in(pg_pool, device["store"]) == 24
+
+
+def test_last_will_marks_the_device_offline_in_the_cloud(
+    mqtt_ingest: MqttIngest,
+    mqtt_broker: tuple[str, int],
+    mqtt_prefix: str,
+    device: dict[str, str],
+    pg_pool: Any,
+    tmp_path: Path,
+) -> None:
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    ident = DeviceIdentity(device_id=device["dev"], store_id=device["store"])
+    cfg = MqttConfig(
+        host=mqtt_broker[0], port=mqtt_broker[1], topic_prefix=mqtt_prefix, session_expiry_s=0
+    )
+    # A slow reconnect (at least 5 s) leaves time to see the device offline.
+    uplink = MqttUplink(cfg, ident, outbox, backoff=Backoff(50.0, 60.0), software_version="t")
+    uplink.start()
+    try:
+        wait_until(lambda: online(pg_pool, device["dev"]) is True, what="device online")
+        sock = uplink._client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)  # gone without DISCONNECT: the broker sends the will
+        wait_until(lambda: online(pg_pool, device["dev"]) is False, what="will applied")
+    finally:
+        uplink.stop()
+        outbox.close()
+    mqtt_ingest_clear_status(mqtt_broker, f"{mqtt_prefix}/{device['store']}/{device['dev']}")
