@@ -39,14 +39,18 @@ def wait_until(cond: Callable[[], bool], timeout: float = 15.0, what: str = "con
 
 
 @pytest.fixture
-def device(pg_pool: Any) -> dict[str, str]:
-    """A store with one registered device and its credential."""
+def device(
+    pg_pool: Any, mqtt_broker: tuple[str, int], mqtt_prefix: str
+) -> Iterator[dict[str, str]]:
+    """A store with one registered device and its credential; its retained status is removed
+    from the shared broker afterwards, whatever the test did."""
     tag = uuid.uuid4().hex[:8]
     ids = {"store": f"ec-{tag}", "dev": f"ecd-{tag}"}
     with pg_pool.connection() as conn:
         create_store(conn, store_id=ids["store"], name="Edge-cloud", timezone="UTC")
         ids["cred"] = create_device(conn, store_id=ids["store"], device_id=ids["dev"])
-    return ids
+    yield ids
+    clear_status(mqtt_broker, f"{mqtt_prefix}/{ids['store']}/{ids['dev']}")
 
 
 def windows(ids: dict[str, str], n: int) -> list[telemetry_pb2.Envelope]:
@@ -140,10 +144,9 @@ def test_mqtt_uplink_into_the_cloud_ingest(
         uplink.stop()  # a clean stop publishes online=false
         outbox.close()
     wait_until(lambda: online(pg_pool, device["dev"]) is False, what="device offline")
-    mqtt_ingest_clear_status(mqtt_broker, f"{mqtt_prefix}/{device['store']}/{device['dev']}")
 
 
-def mqtt_ingest_clear_status(broker: tuple[str, int], base: str) -> None:
+def clear_status(broker: tuple[str, int], base: str) -> None:
     """Remove the retained status the test left on the shared broker."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -203,4 +206,3 @@ def test_last_will_marks_the_device_offline_in_the_cloud(
     finally:
         uplink.stop()
         outbox.close()
-    mqtt_ingest_clear_status(mqtt_broker, f"{mqtt_prefix}/{device['store']}/{device['dev']}")
