@@ -21,6 +21,7 @@ from cloud.ingest.service import IngestService
 from cloud.ingest.validate import Limits
 from cloud.simulator.envelopes import window_envelope
 from edge.config import DeviceIdentity, GrpcConfig, MqttConfig
+from edge.health import HealthCollector
 from edge.outbox import SqliteOutbox
 from edge.uplink import Backoff
 from edge.uplink.grpc import GrpcUplink
@@ -77,6 +78,15 @@ def total_in(pg_pool: Any, store: str) -> int:
     return int(row[0]) if row else 0
 
 
+def kinds(pg_pool: Any, device_id: str) -> dict[str, int]:
+    with pg_pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT kind, count(*) FROM envelopes WHERE device_id = %s GROUP BY kind",
+            (device_id,),
+        ).fetchall()
+    return {str(k): int(n) for k, n in rows}
+
+
 def online(pg_pool: Any, device_id: str) -> Any:
     with pg_pool.connection() as conn:
         row = conn.execute("SELECT online FROM devices WHERE id = %s", (device_id,)).fetchone()
@@ -113,6 +123,15 @@ def test_mqtt_uplink_into_the_cloud_ingest(
     outbox = SqliteOutbox(tmp_path / "outbox.db")
     outbox.put_many(windows(device, 10))
     ident = DeviceIdentity(device_id=device["dev"], store_id=device["store"])
+    health = HealthCollector(
+        ident,
+        outbox_stats=outbox.stats,
+        cameras=list,
+        software_version="0.1.0",
+        models=[],
+        config_version=lambda: 1,
+    )
+    outbox.put(health.envelope())  # a real reading (psutil), as the agent sends it
     cfg = MqttConfig(
         host=mqtt_broker[0], port=mqtt_broker[1], topic_prefix=mqtt_prefix, session_expiry_s=0
     )
@@ -121,6 +140,13 @@ def test_mqtt_uplink_into_the_cloud_ingest(
     try:
         wait_until(lambda: outbox.stats().depth == 0, what="outbox drained")
         wait_until(lambda: total_in(pg_pool, device["store"]) == 30, what="rows in the cloud")
+        wait_until(lambda: kinds(pg_pool, device["dev"]) == {"window": 10, "health": 1})
+        with pg_pool.connection() as conn:
+            dead = conn.execute(
+                "SELECT reason_code, reason FROM dead_letters WHERE device_id = %s",
+                (device["dev"],),
+            ).fetchall()
+        assert dead == []
         wait_until(lambda: online(pg_pool, device["dev"]) is True, what="device online")
         # The same envelopes again (as after a crash before the deletes): counted once.
         again = SqliteOutbox(tmp_path / "again.db")
