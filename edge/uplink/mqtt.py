@@ -1,8 +1,9 @@
 """MQTT uplink (paho-mqtt 2.x, MQTT 5): drains the outbox at QoS 1 over a persistent session.
 
 One thread owns the paho client: it connects (backoff with jitter), runs the network loop,
-publishes outbox entries in sequence order while fewer than `max_inflight` are unacknowledged,
-and deletes an entry once its PUBACK arrives. paho keeps unacknowledged messages across
+publishes outbox entries in sequence order (paho keeps at most `max_inflight` of them
+unacknowledged on the wire, and a short queue behind them), and deletes an entry once its
+PUBACK arrives. paho keeps unacknowledged messages across
 reconnects and resends them with DUP set; after a process restart the outbox resends them.
 The cloud deduplicates on (device, sequence).
 """
@@ -230,7 +231,7 @@ class MqttUplink:
                     self._wake.set()  # the window is full or more is waiting
 
     def _pump(self) -> bool:
-        """Publish the next entries into the in-flight window; True if more may be waiting."""
+        """Hand the next entries to paho (window plus queue); True if more may be waiting."""
         room = self.config.max_inflight + _QUEUED - len(self._pending)
         if room <= 0 or time.monotonic() < self._hold_until:
             return True
