@@ -5,7 +5,8 @@ In one run, on a private database and a private Mosquitto:
      one transaction per 500 envelopes' rows) - the ceiling for any ingest path;
   2. one ingest process: N realistic window envelopes (13 rows each) published at QoS 1 as fast
      as one client can; timed from the first publish until the N-th envelope is committed;
-  3. two ingest processes sharing the subscription ($share/...), same N, same timing.
+  3. two ingest processes sharing the subscription ($share/...), same N, same timing;
+  4. for diagnosis, IngestService alone (same envelopes, batches of 500, no broker or paho).
 Prints rows/s of each and the ratios ingest/COPY (aim >= 0.5) and two/one (aim ~2x).
 
     python bench/bench_ingest.py [--n 20000] [--devices 200]
@@ -99,6 +100,25 @@ def run_ingest(url: str, port: int, msgs: list[tuple[str, bytes]], processes: in
                 p.wait(20)
 
 
+def run_service(url: str, msgs: list[tuple[str, bytes]], batch: int) -> float:
+    """Seconds for IngestService alone (no broker, no paho) to store `msgs` in batches."""
+    from psycopg_pool import ConnectionPool
+
+    from cloud.ingest.service import IngestService
+    from cloud.ingest.validate import Incoming, Limits
+
+    items = []
+    for topic, payload in msgs:
+        store, device, kind = topic.split("/")[-3:]
+        items.append(Incoming(payload, "mqtt", store_id=store, device_id=device, kind=kind))
+    with ConnectionPool(url, min_size=1, max_size=1, open=True) as pool:
+        service = IngestService(pool, Limits())
+        start = time.perf_counter()
+        for i in range(0, len(items), batch):
+            service.ingest(items[i : i + batch])
+        return time.perf_counter() - start
+
+
 def main() -> None:
     """Run the benchmark and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -113,6 +133,10 @@ def main() -> None:
         copy_s = copy_baseline(url, batch, per_tx=500 * rows // args.n)
         truncate(url)
         print(f"COPY baseline      {rows / copy_s:>10,.0f} rows/s  ({copy_s:.2f} s)")
+        svc_s = run_service(url, msgs, 500)
+        truncate(url)
+        print(f"IngestService only {rows / svc_s:>10,.0f} rows/s  ({svc_s:.2f} s, batches of 500,"
+              " no MQTT)")  # fmt: skip
         one_s = run_ingest(url, port, msgs, 1)
         print(f"1 ingest process   {rows / one_s:>10,.0f} rows/s  ({one_s:.2f} s)"
               f"  {args.n / one_s:,.0f} env/s")  # fmt: skip
@@ -120,6 +144,7 @@ def main() -> None:
         two_s = run_ingest(url, port, msgs, 2)
         print(f"2 ingest processes {rows / two_s:>10,.0f} rows/s  ({two_s:.2f} s)"
               f"  {args.n / two_s:,.0f} env/s")  # fmt: skip
+        print(f"ratio service only / COPY {copy_s / svc_s:.2f}")
         print(f"ratio 1 process / COPY   {copy_s / one_s:.2f}  (aim >= 0.5)")
         print(f"ratio 2 / 1 processes    {one_s / two_s:.2f}  (aim ~2 with spare cores)")
 
