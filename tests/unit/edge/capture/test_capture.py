@@ -65,7 +65,8 @@ def test_live_source_reconnects_with_backoff(tmp_path: Path) -> None:
         frames += 1
         if frames == 7:
             src.stop()
-    assert frames == 7 and len(opened) == 3 and src.reconnects == 2
+    # a slow consumer may lose frames to newer ones, so more passes may be needed than 2
+    assert frames == 7 and len(opened) >= 3 and src.reconnects == len(opened) - 1
 
 
 class _Stalling:
