@@ -8,7 +8,7 @@ JSON (`to_json` / `from_json`) for storage in PostgreSQL.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from cloud.ml.events import EngagementKind
@@ -67,8 +67,12 @@ class CustomerState:
         return max(self.stores, key=lambda s: (self.stores[s], s)) if self.stores else None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return asdict(self)
+        """A JSON-serialisable dict (shallow: dataclasses.asdict deep-copies and was the
+        consumer's biggest cost)."""
+        data = dict(self.__dict__)
+        data["stores"] = dict(self.stores)
+        data["pending"] = [dict(s.__dict__) for s in self.pending]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CustomerState:
