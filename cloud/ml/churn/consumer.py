@@ -111,28 +111,7 @@ def _consume(
     rows = _read(conn, loaded, sources, limit)
     if not rows and not merged:
         return BatchResult(0, 0, 0, 0, loaded.model.samples_seen, loaded.version)
-    valid: list[SourcedEvent] = []
-    rejected = skipped = 0
-    for row in rows:
-        if row.event is None:
-            skipped += 1
-            continue
-        try:
-            if row.error:
-                raise InvalidEventError(f"{row.event.source_id}: {row.error}")
-            validate(row.event, now=now or datetime.now(UTC))
-        except InvalidEventError as exc:
-            model_repo.reject_event(
-                conn,
-                source=row.source,
-                source_id=str(row.row_id),
-                reason=exc.detail,
-                payload=row.payload,
-            )
-            log.warning("event rejected", extra={"source": row.source, "reason": exc.detail})
-            rejected += 1
-            continue
-        valid.append(row)
+    valid, rejected, skipped = _screen(conn, rows, now or datetime.now(UTC))
     valid.sort(key=lambda r: (r.event.occurred_at if r.event else datetime.min, r.row_id))
     engine = _engine_for(conn, loaded.model, config, valid, name)
     for row in valid:
@@ -159,6 +138,35 @@ def _consume(
 
 
 MERGES = "crm_merges"
+
+
+def _screen(
+    conn: Conn, rows: Sequence[SourcedEvent], now: datetime
+) -> tuple[list[SourcedEvent], int, int]:
+    """Valid rows, and counts of rejected (dead-lettered) and skipped (not an event) rows."""
+    valid: list[SourcedEvent] = []
+    rejected = skipped = 0
+    for row in rows:
+        if row.event is None:
+            skipped += 1
+            continue
+        try:
+            if row.error:
+                raise InvalidEventError(f"{row.event.source_id}: {row.error}")
+            validate(row.event, now=now)
+        except InvalidEventError as exc:
+            model_repo.reject_event(
+                conn,
+                source=row.source,
+                source_id=str(row.row_id),
+                reason=exc.detail,
+                payload=row.payload,
+            )
+            log.warning("event rejected", extra={"source": row.source, "reason": exc.detail})
+            rejected += 1
+            continue
+        valid.append(row)
+    return valid, rejected, skipped
 
 
 def _fold_merges(conn: Conn, loaded: LoadedModel, config: ChurnConfig, name: str) -> int:

@@ -13,7 +13,7 @@ import psycopg
 from cloud.db.repositories import ml_footfall as repo
 from cloud.db.repositories import ml_models as model_repo
 from cloud.ml.errors import ModelNotFoundError, ModelVersionConflictError
-from cloud.ml.footfall.model import FootfallModel
+from cloud.ml.footfall.model import FootfallModel, ScoredHour
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -51,34 +51,10 @@ def learn_store(conn: Conn, *, store_id: str, limit: int = 24 * 90) -> int:
         hours = repo.closed_hours(conn, store_id, after, limit)
         if not hours:
             return 0
-        scored = []
+        scored: list[ScoredHour] = []
         for bucket, people in hours:
             scored += model.learn(bucket.timestamp(), people)
-        repo.save_scores(
-            conn,
-            store_id,
-            [
-                (
-                    datetime.fromtimestamp(h.bucket_start, UTC),
-                    h.observed,
-                    h.expected,
-                    h.score,
-                    h.is_anomaly,
-                )
-                for h in scored
-            ],
-        )
-        saved = model_repo.save(
-            conn,
-            name=model_name(store_id),
-            kind=KIND,
-            expected_version=version,
-            state=pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
-            samples_seen=model.hours_seen,
-            metrics=model.metrics(),
-            watermarks={},
-            clock=datetime.fromtimestamp(model.last_bucket, UTC) if model.last_bucket else None,
-        )
+        saved = _save(conn, store_id, model, version, scored)
         if saved is None:
             raise ModelVersionConflictError(f"footfall model of '{store_id}' changed meanwhile")
     flagged = sum(h.is_anomaly for h in scored)
@@ -86,6 +62,38 @@ def learn_store(conn: Conn, *, store_id: str, limit: int = 24 * 90) -> int:
         "footfall learnt", extra={"store_id": store_id, "hours": len(scored), "anomalies": flagged}
     )
     return len(scored)
+
+
+def _save(
+    conn: Conn, store_id: str, model: FootfallModel, version: int | None, scored: list[ScoredHour]
+) -> int | None:
+    """Store the scored hours and the model's next version (None: lost the version race)."""
+    repo.save_scores(
+        conn,
+        store_id,
+        [
+            (
+                datetime.fromtimestamp(h.bucket_start, UTC),
+                h.observed,
+                h.expected,
+                h.score,
+                h.is_anomaly,
+            )
+            for h in scored
+        ],
+    )
+    last = datetime.fromtimestamp(model.last_bucket, UTC) if model.last_bucket else None
+    return model_repo.save(
+        conn,
+        name=model_name(store_id),
+        kind=KIND,
+        expected_version=version,
+        state=pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+        samples_seen=model.hours_seen,
+        metrics=model.metrics(),
+        watermarks={},
+        clock=last,
+    )
 
 
 def learn_all(conn: Conn) -> dict[str, int]:
