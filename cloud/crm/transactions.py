@@ -61,9 +61,7 @@ def _check_items(items: Sequence[LineItem]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _validate(
-    *, store_id: str, external_id: str, occurred_at: datetime, total: Decimal, kind: str
-) -> None:
+def _validate(*, external_id: str, occurred_at: datetime, total: Decimal, kind: str) -> None:
     if occurred_at.tzinfo is None:
         raise CrmInvalidInputError("occurred_at must be timezone-aware")
     if not external_id or len(external_id) > 128:
@@ -95,9 +93,7 @@ def record_transaction(
 
     currency = validate_currency(currency)
     total = to_amount(total_amount, field="total_amount")
-    _validate(
-        store_id=store_id, external_id=external_id, occurred_at=occurred_at, total=total, kind=kind
-    )
+    _validate(external_id=external_id, occurred_at=occurred_at, total=total, kind=kind)
     rows = _check_items(items)
     # These reads also open the caller's transaction (non-autocommit connections), so the block
     # below is a savepoint and the caller decides when to commit.
