@@ -164,12 +164,20 @@ def _compare(
     churn_p = np.array([r["churn_probability"] for r in scored])
     alive = np.array([r["p_alive"] for r in scored])
     expected = np.array([r["expected_purchases"] for r in scored])
+    repeat = np.array([s.purchase_days > 1 for s in states])
     return {
         "customers": len(ids),
         "churn_rate": float(churned.mean()),
         "auc_churn_model": roc_auc(churned, churn_p),
         "auc_bgnbd_1_minus_p_alive": roc_auc(churned, 1.0 - alive),
         "auc_bgnbd_expected_purchases": roc_auc(churned, -expected),
+        # BG/NBD gives P(alive) = 1 to every customer without a repeat purchase (dropout can only
+        # follow a purchase), so P(alive) is also compared on repeat customers alone.
+        "repeat_customers": int(repeat.sum()),
+        "repeat_churn_rate": float(churned[repeat].mean()),
+        "auc_repeat_churn_model": roc_auc(churned[repeat], churn_p[repeat]),
+        "auc_repeat_bgnbd_1_minus_p_alive": roc_auc(churned[repeat], 1.0 - alive[repeat]),
+        "auc_repeat_bgnbd_expected_purchases": roc_auc(churned[repeat], -expected[repeat]),
     }
 
 
@@ -258,6 +266,10 @@ def report(result: dict[str, Any]) -> str:
         f"  ROC AUC churn model (river)        {cut['auc_churn_model']:.4f}",
         f"  ROC AUC BG/NBD 1 - P(alive)        {cut['auc_bgnbd_1_minus_p_alive']:.4f}",
         f"  ROC AUC BG/NBD -E[purchases 26w]   {cut['auc_bgnbd_expected_purchases']:.4f}",
+        f"  repeat customers only ({cut['repeat_customers']}, churn rate "
+        f"{cut['repeat_churn_rate']:.3f}): model {cut['auc_repeat_churn_model']:.4f}, "
+        f"1 - P(alive) {cut['auc_repeat_bgnbd_1_minus_p_alive']:.4f}, "
+        f"-E[purchases] {cut['auc_repeat_bgnbd_expected_purchases']:.4f}",
         f"Progressive validation over the whole replay ({prog['samples_seen']} labels):",
         f"  all labels: ROC AUC {prog['roc_auc']}, log loss {prog['log_loss']}",
         f"  after warm-up ({prog['warm_samples']} labels predicted by a model that had learnt"
