@@ -26,7 +26,7 @@ from cloud.db.repositories import devices
 from cloud.ingest.errors import IngestError
 from cloud.ingest.service import IngestService, Status
 from cloud.ingest.validate import Incoming
-from protos.mallpulse.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
+from protos.mallpulse.v1 import config_pb2_grpc, ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -143,10 +143,16 @@ def _take(inbox: queue.Queue[object], limit: int) -> list[object]:
 def build_server(
     settings: Settings, service: IngestService, *, bind: str | None = None, workers: int = 64
 ) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) gRPC server and the port it bound."""
+    """The gRPC server (TelemetryIngest and DeviceConfigService, not yet started) and the
+    port it bound."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"))
     ingest_pb2_grpc.add_TelemetryIngestServicer_to_server(
         TelemetryIngestServicer(settings, service), server
+    )
+    from cloud.ingest.config_service import DeviceConfigServicer  # it imports this module
+
+    config_pb2_grpc.add_DeviceConfigServiceServicer_to_server(
+        DeviceConfigServicer(settings, service.pool), server
     )
     port = server.add_insecure_port(bind or settings.grpc_bind)
     if port == 0:

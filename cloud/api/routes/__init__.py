@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from cloud.api.routes import (
     chain,
+    devices,
     footfall,
     footfall_dashboard,
     forecasts,
@@ -18,6 +19,6 @@ from cloud.api.routes import (
 from cloud.api.routes.customers_routers import CRM_ROUTERS
 
 ROUTERS: list[APIRouter] = [system.router]
-ROUTERS += [stores.router, footfall.router, chain.router, footfall_dashboard.router]
+ROUTERS += [stores.router, footfall.router, chain.router, footfall_dashboard.router, devices.router]
 ROUTERS += CRM_ROUTERS
 ROUTERS += [predictions.router, risk.router, models.router, forecasts.router]

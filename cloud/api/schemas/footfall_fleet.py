@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Path
@@ -73,3 +73,29 @@ class DeviceCredential(BaseModel):
     credential: str = Field(description="gRPC bearer credential `mpd_<device>.<secret>`.")
     mqtt_username: str = Field(description="MQTT user name (the device id).")
     mqtt_password: str = Field(description="MQTT password (the secret).")
+
+
+#: A device id in a path.
+DeviceId = Annotated[str, Path(pattern=_ID, description="Device id.")]
+
+
+class DeviceConfigCreate(BaseModel):
+    """A configuration document (the device's EdgeConfig as JSON) to push to a device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict[str, Any] = Field(
+        description="The EdgeConfig document; its `version` is set to the published version."
+    )
+
+
+class DeviceConfigPublic(BaseModel):
+    """A published configuration version and what the device said about it."""
+
+    device_id: str = Field(description="Device id.")
+    version: int = Field(description="Version, increasing per device.")
+    sha256: str = Field(description="SHA-256 of the document as served.")
+    created_at: datetime = Field(description="When it was published.")
+    status: str | None = Field(description="`accepted` or `rejected: <field>: <reason>`.")
+    status_at: datetime | None = Field(description="When the device reported.")
+    config: dict[str, Any] = Field(description="The document as served to the device.")

@@ -12,7 +12,7 @@ from cloud.core.security import Role
 from cloud.core.settings import Settings
 
 EXAMPLES = 5
-TAGS = ("system", "stores", "footfall", "chain")
+TAGS = ("system", "stores", "footfall", "chain", "devices")
 
 
 @pytest.fixture(scope="module")
