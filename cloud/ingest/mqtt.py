@@ -23,6 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import PoolTimeout
 
+from cloud.ingest.config_relay import ConfigRelay
 from cloud.ingest.errors import IngestError
 from cloud.ingest.service import IngestService
 from cloud.ingest.status import apply_statuses
@@ -72,6 +73,8 @@ class MqttIngest:
         self._worker: threading.Thread | None = None
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        #: Set by the composition root to record `config/status` verdicts.
+        self.relay: ConfigRelay | None = None
         self._client = self._build()
 
     def _build(self) -> mqtt.Client:
@@ -120,7 +123,7 @@ class MqttIngest:
         opts = SubscribeOptions(qos=1)
         # Presence is subscribed without sharing so every process sees retained states.
         return [(f"{share}/+/+/window", opts), (f"{share}/+/+/health", opts),
-                (f"{prefix}/+/+/status", opts)]  # fmt: skip
+                (f"{share}/+/+/config/status", opts), (f"{prefix}/+/+/status", opts)]  # fmt: skip
 
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object
@@ -187,10 +190,27 @@ class MqttIngest:
                 break
         return batch
 
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish on the subscriber's connection (used by the config relay)."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def _verdicts(self, messages: list[mqtt.MQTTMessage]) -> None:
+        """Record devices' `config/status` verdicts (JSON) through the config relay."""
+        for msg in messages:
+            parts = parse_topic(self.config.topic_prefix, msg.topic.removesuffix("/status"))
+            if parts is None or not msg.payload or self.relay is None:
+                continue
+            problem = self.relay.record(parts[1], bytes(msg.payload))
+            if problem:
+                log.warning("config verdict ignored", extra={"topic": msg.topic, "why": problem})
+
     def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
         envelopes: list[Incoming] = []
         statuses: list[Incoming] = []
+        verdicts = [m for m in messages if m.topic.endswith("/config/status")]
         for msg in messages:
+            if msg.topic.endswith("/config/status"):
+                continue
             parts = parse_topic(self.config.topic_prefix, msg.topic)
             store, device, kind = parts if parts else (None, None, None)
             item = Incoming(bytes(msg.payload), "mqtt", msg.mid, msg.topic, store, device, kind)
@@ -203,6 +223,7 @@ class MqttIngest:
             self.service.ingest(envelopes)
         try:
             apply_statuses(self.service.pool, statuses)
+            self._verdicts(verdicts)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise IngestError(f"database unavailable: {exc}") from exc
         for msg in messages:  # committed: now the broker may forget them

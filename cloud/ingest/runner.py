@@ -10,6 +10,7 @@ from types import FrameType
 from cloud.core.logging import configure_logging
 from cloud.core.settings import Settings
 from cloud.db.pool import open_pool
+from cloud.ingest.config_relay import ConfigRelay
 from cloud.ingest.grpc_server import build_server
 from cloud.ingest.mqtt import MqttIngest, MqttIngestConfig
 from cloud.ingest.service import IngestService, limits_from
@@ -48,8 +49,13 @@ def run_ingest(settings: Settings, *, instance: str, mqtt: bool, grpc: bool) -> 
     service = IngestService(pool, limits_from(settings))
     subscriber = MqttIngest(mqtt_config(settings, instance), service) if mqtt else None
     server = build_server(settings, service)[0] if grpc else None
+    relay = None
     if subscriber:
+        relay = ConfigRelay(settings.database_url, pool, settings.mqtt_topic_prefix,
+                            subscriber.publish)  # fmt: skip
+        subscriber.relay = relay
         subscriber.start()
+        relay.start()
     if server:
         server.start()
     log.info("ingest running", extra={"instance": instance, "mqtt": mqtt, "grpc": grpc})
@@ -59,6 +65,8 @@ def run_ingest(settings: Settings, *, instance: str, mqtt: bool, grpc: bool) -> 
                                            "rejected": s.rejected, "rows": s.rows})  # fmt: skip
     if server:
         server.stop(grace=5.0).wait()
+    if relay:
+        relay.stop()
     if subscriber:
         subscriber.stop()
     pool.close()

@@ -107,3 +107,54 @@ def test_devices_see_only_their_config(
     ghost = client.post("/v1/devices/nobody-here/config", json={"config": {}},
                         headers=token_for(Role.ADMIN))  # fmt: skip
     assert ghost.status_code == 404
+
+
+def test_mqtt_devices_get_configs_retained_and_report(
+    setup: dict[str, Any], client: TestClient, token_for: Any, pg_pool: Any,
+    settings: Settings, mqtt_broker: tuple[str, int], mqtt_prefix: str,
+) -> None:  # fmt: skip
+    import json
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from cloud.ingest.config_relay import ConfigRelay
+    from cloud.ingest.mqtt import MqttIngest, MqttIngestConfig
+
+    cfg = MqttIngestConfig(host=mqtt_broker[0], port=mqtt_broker[1], topic_prefix=mqtt_prefix,
+                           client_id=f"cfg-{uuid.uuid4().hex[:8]}", session_expiry_s=0,
+                           share_group=f"g{uuid.uuid4().hex[:6]}")  # fmt: skip
+    sub = MqttIngest(cfg, IngestService(pg_pool, Limits()))
+    relay = ConfigRelay(settings.database_url, pg_pool, mqtt_prefix, sub.publish)
+    sub.relay = relay
+    sub.start()
+    relay.start()
+    assert sub.subscribed.wait(10) and relay.listening.wait(10)
+    store, dev = setup["store"], setup["dev"]
+    got: queue.Queue[bytes] = queue.Queue()
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    device.on_message = lambda _c, _u, msg: got.put(msg.payload)
+    device.connect(*mqtt_broker)
+    device.loop_start()
+    topic = f"{mqtt_prefix}/{store}/{dev}/config"
+    device.subscribe(topic, qos=1)
+    try:
+        time.sleep(0.3)
+        _publish(client, token_for, dev, {"device": {"device_id": dev}, "version": 0})
+        doc = json.loads(got.get(timeout=10))
+        assert doc["version"] == 1 and doc["device"]["device_id"] == dev
+        device.publish(f"{topic}/status", b"not json", qos=1).wait_for_publish(5)
+        verdict = {"version": 1, "accepted": True, "field": "", "reason": ""}
+        device.publish(f"{topic}/status", json.dumps(verdict), qos=1).wait_for_publish(5)
+        url = f"/v1/devices/{dev}/config"
+        deadline = time.monotonic() + 10
+        while client.get(url, headers=token_for(Role.ADMIN)).json()["status"] != "accepted":
+            assert time.monotonic() < deadline, "verdict not recorded"
+            time.sleep(0.05)
+    finally:
+        device.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)  # clear retained
+        device.loop_stop()
+        device.disconnect()
+        relay.stop()
+        sub.stop()
