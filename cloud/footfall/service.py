@@ -11,7 +11,12 @@ import psycopg
 from cloud.api.schemas import footfall as s
 from cloud.core.errors import NotFoundError
 from cloud.db.repositories import footfall as repo
-from cloud.footfall.timeframe import bucket_starts, change_pct, resolve_range
+from cloud.footfall.timeframe import (
+    bucket_starts,
+    change_pct,
+    resolve_range,
+    whole_hour_offsets,
+)
 
 Conn = psycopg.Connection[Any]
 WEEK = timedelta(days=7)
@@ -56,11 +61,17 @@ def footfall_series(
     lo, hi = resolve_range(start, end, tz, now or datetime.now(UTC))
     starts = bucket_starts(lo, hi, bucket, tz)
     lo = starts[0] if starts else lo
-    current = {b: (i, o) for b, i, o in repo.series(conn, store_id, tz_name, lo, hi, bucket)}
+    whole = whole_hour_offsets(tz, lo - WEEK, hi)
+    current = {
+        b: (i, o)
+        for b, i, o in repo.series(conn, store_id, tz_name, lo, hi, bucket, whole_hours=whole)
+    }
     before = {
-        b + WEEK: (i, o) for b, i, o in repo.series(conn, store_id, tz_name, lo - WEEK, hi - WEEK,
-                                                     bucket)
-    }  # fmt: skip
+        b + WEEK: (i, o)
+        for b, i, o in repo.series(
+            conn, store_id, tz_name, lo - WEEK, hi - WEEK, bucket, whole_hours=whole
+        )
+    }
     points = []
     for b in starts:
         i, o = current.get(b, (0, 0))

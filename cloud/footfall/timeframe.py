@@ -22,9 +22,12 @@ def start_of_day(ts: datetime, tz: ZoneInfo) -> datetime:
 
 
 def align(ts: datetime, bucket: str, tz: ZoneInfo) -> datetime:
-    """The start of the bucket containing `ts` (15m/1h in absolute time, 1d at local midnight)."""
+    """The start of the bucket containing `ts` (15m in absolute time, 1h at the local hour, 1d
+    at local midnight)."""
     if bucket == "1d":
         return start_of_day(ts, tz)
+    if bucket == "1h":  # local hours: in a +05:30 zone they start at :30 UTC
+        return ts.astimezone(tz).replace(minute=0, second=0, microsecond=0)
     step = int(STEP[bucket].total_seconds())
     epoch = int(ts.timestamp())
     return datetime.fromtimestamp(epoch - epoch % step, tz=UTC).astimezone(tz)
@@ -64,3 +67,13 @@ def resolve_range(
 def change_pct(now: int, before: int) -> float | None:
     """Percent change from `before` to `now`; None when there was nothing before."""
     return None if before == 0 else round(100.0 * (now - before) / before, 1)
+
+
+def whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """True when the zone's UTC offset is a whole number of hours at both ends of the range
+    (so the UTC-hour rollup has the store's local hours)."""
+    for ts in (start, end):
+        offset = ts.astimezone(tz).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+    return True

@@ -23,6 +23,13 @@ _SERIES_SQL: dict[str, str] = {
     " FROM line_counts_1h WHERE store_id = %(s)s AND bucket >= %(f)s AND bucket < %(t)s"
     " GROUP BY b ORDER BY b",
 }
+# Stores whose UTC offset is not a whole number of hours (e.g. Asia/Kolkata) cannot use the
+# UTC-hour rollup: their local hours and days are cut from the raw windows instead.
+_RAW_SQL = (
+    "SELECT date_trunc(%(unit)s, window_start, %(tz)s) AS b, sum(in_count), sum(out_count)"
+    " FROM line_counts WHERE store_id = %(s)s AND window_start >= %(f)s AND window_start < %(t)s"
+    " GROUP BY b ORDER BY b"
+)
 
 
 def store_timezone(conn: Conn, store_id: str) -> str | None:
@@ -52,12 +59,23 @@ def live(conn: Conn, store_id: str) -> tuple[Any, ...] | None:
 
 
 def series(
-    conn: Conn, store_id: str, timezone: str, start: datetime, end: datetime, bucket: Bucket
+    conn: Conn,
+    store_id: str,
+    timezone: str,
+    start: datetime,
+    end: datetime,
+    bucket: Bucket,
+    *,
+    whole_hours: bool = True,
 ) -> list[tuple[datetime, int, int]]:
-    """In/out per bucket (bucket start, in, out); only buckets with data."""
-    rows = conn.execute(
-        _SERIES_SQL[bucket], {"s": store_id, "tz": timezone, "f": start, "t": end}
-    ).fetchall()
+    """In/out per bucket (bucket start, in, out); only buckets with data. `whole_hours` False
+    (a half-hour time zone) reads hours and days from the raw windows."""
+    params = {"s": store_id, "tz": timezone, "f": start, "t": end}
+    if bucket != "15m" and not whole_hours:
+        params["unit"] = "hour" if bucket == "1h" else "day"
+        rows = conn.execute(_RAW_SQL, params).fetchall()
+    else:
+        rows = conn.execute(_SERIES_SQL[bucket], params).fetchall()
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
 

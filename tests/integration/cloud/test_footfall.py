@@ -205,3 +205,33 @@ def test_device_token_cannot_call_the_crm(client: TestClient, token_for: Any, pa
     assert path in paths, f"{path} is not served by this app"
     res = client.get(path, headers=token_for(Role.DEVICE))
     assert res.status_code == 403 and res.json()["type"].endswith("/forbidden")
+
+
+def test_half_hour_time_zone_gets_local_hours_and_days(
+    client: TestClient, token_for: Any, pg_pool: Any
+) -> None:
+    kolkata = ZoneInfo("Asia/Kolkata")
+    tag = uuid.uuid4().hex[:8]
+    sid, dev = f"in-{tag}", f"ind-{tag}"
+    with pg_pool.connection() as conn:
+        create_store(conn, store_id=sid, name="Mumbai", timezone="Asia/Kolkata")
+        create_device(conn, store_id=sid, device_id=dev)
+    svc = IngestService(pg_pool, Limits())
+    today = datetime.now(UTC).astimezone(kolkata)
+    day = today.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    # 10:10 and 10:50 local are one local hour but two UTC hours (04:40, 05:20 UTC)
+    for seq, (minute, n_in) in enumerate([(10 * 60 + 10, 2), (10 * 60 + 50, 5)], start=1):
+        end = (day + timedelta(minutes=minute)).astimezone(UTC)
+        env = window_envelope(store_id=sid, device_id=dev, sequence=seq,
+                              start=end - timedelta(minutes=1), end=end,
+                              lines={"door": (n_in, 0)})  # fmt: skip
+        svc.ingest([Incoming(env.SerializeToString(), "mqtt", store_id=sid, device_id=dev)])
+    params = {"from": day.replace(tzinfo=None).isoformat(),
+              "to": (day + timedelta(days=1)).replace(tzinfo=None).isoformat()}  # fmt: skip
+    url = f"/v1/stores/{sid}/footfall"
+    hourly = client.get(url, params={**params, "bucket": "1h"}, headers=token_for(Role.ADMIN))
+    points = {datetime.fromisoformat(p["start"]).astimezone(kolkata).hour: p["in_count"]
+              for p in hourly.json()["points"] if p["in_count"]}  # fmt: skip
+    assert points == {10: 7}
+    daily = client.get(url, params={**params, "bucket": "1d"}, headers=token_for(Role.ADMIN))
+    assert [p["in_count"] for p in daily.json()["points"]] == [7]

@@ -67,3 +67,16 @@ def test_too_many_buckets() -> None:
 
 def test_change_pct() -> None:
     assert change_pct(150, 100) == 50.0 and change_pct(5, 0) is None and change_pct(0, 4) == -100.0
+
+
+def test_whole_hour_offsets() -> None:
+    from cloud.footfall.timeframe import whole_hour_offsets
+
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    assert whole_hour_offsets(BERLIN, now, now + timedelta(days=1))
+    assert not whole_hour_offsets(KOLKATA, now, now + timedelta(days=1))
+
+
+def test_hours_align_to_local_hours() -> None:
+    ts = datetime(2026, 11, 24, 10, 52, tzinfo=KOLKATA)
+    assert align(ts, "1h", KOLKATA) == datetime(2026, 11, 24, 10, 0, tzinfo=KOLKATA)
