@@ -163,8 +163,10 @@ class MqttIngest:
                     continue
             try:
                 self._handle(pending)
-            except IngestError as exc:
-                log.error("batch not stored; will retry", extra={"error": exc.detail})
+            except Exception as exc:  # the worker must outlive any failure; nothing is acked
+                detail = exc.detail if isinstance(exc, IngestError) else repr(exc)
+                log.error("batch not stored; will retry", extra={"error": detail},
+                          exc_info=not isinstance(exc, IngestError))  # fmt: skip
                 if self._stop.wait(1.0):
                     return  # unacknowledged: the broker redelivers them
                 continue

@@ -97,12 +97,35 @@ class IngestService:
                     time.sleep(0.05 * (attempt + 1))
                 except (psycopg.OperationalError, PoolTimeout) as exc:
                     raise IngestError(f"database unavailable: {exc}") from exc
+                except psycopg.Error as exc:  # data the checks missed: never block the stream
+                    return self._isolate(items, exc)
             else:
                 raise IngestError("ingest transaction kept conflicting; batch not stored")
             self._count(outcomes)
             return outcomes
         finally:
             request_id_var.reset(token)
+
+    def _isolate(self, items: Sequence[Incoming], exc: psycopg.Error) -> list[Outcome]:
+        """A batch the database refused: store the items one by one, so only the culprit is
+        dead-lettered (as `unprocessable`, raw payload kept) and the rest go through."""
+        if len(items) > 1:
+            log.warning("batch refused by the database; isolating", extra={"error": str(exc)})
+            return [outcome for item in items for outcome in self.ingest([item])]
+        item = items[0]
+        reason = f"refused by the database: {exc}"[:500]
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                deadletter.add_dead_letters(
+                    conn, [(item.transport, item.topic, item.device_id, item.store_id, None,
+                            Reason.UNPROCESSABLE.value, reason, item.payload)],
+                )  # fmt: skip
+        except (psycopg.OperationalError, PoolTimeout) as down:
+            raise IngestError(f"database unavailable: {down}") from down
+        log.error("envelope dead-lettered as unprocessable", extra={"error": reason})
+        outcome = Outcome(Status.REJECTED, item.device_id or "", 0, f"unprocessable: {reason}")
+        self._count([outcome])
+        return [outcome]
 
     def _store(
         self, items: Sequence[Incoming], decoded: list[telemetry_pb2.Envelope | Rejection]

@@ -24,6 +24,8 @@ def _verdict(item: Incoming, known: dict[str, str]) -> telemetry_pb2.DeviceStatu
     if msg.device_id != item.device_id or msg.store_id != item.store_id:
         claimed = f"{msg.store_id}/{msg.device_id}"
         return f"{Reason.DEVICE_MISMATCH.value}: status of {claimed} on {item.topic}"
+    if len(msg.software_version) > 128 or not msg.software_version.isprintable():
+        return f"{Reason.BAD_PAYLOAD.value}: software_version must be printable, <= 128 chars"
     store = known.get(msg.device_id)
     if store is None:
         return f"{Reason.UNKNOWN_DEVICE.value}: device {msg.device_id!r} is not registered"

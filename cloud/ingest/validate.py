@@ -30,6 +30,7 @@ class Reason(StrEnum):
     DEVICE_MISMATCH = "device_mismatch"
     BAD_PAYLOAD = "bad_payload"
     OUT_OF_RANGE = "out_of_range"
+    UNPROCESSABLE = "unprocessable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +198,18 @@ def _check_report(report: telemetry_pb2.WindowReport) -> None:
             raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown gender {cell.gender}")
 
 
+def _text(name: str, value: str, limit: int = 128) -> None:
+    if len(value) > limit or not value.isprintable():
+        raise _InvalidError(Reason.BAD_PAYLOAD, f"{name} must be printable, at most {limit} chars")
+
+
 def _check_health(health: telemetry_pb2.DeviceHealth) -> None:
+    _text("health.software_version", health.software_version)
+    for model in health.models:
+        _text("health.models.name", model.name)
+        _text("health.models.sha256", model.sha256)
+    for cam in health.cameras:
+        _ident("health.cameras.camera_id", cam.camera_id)
     _real("health.cpu_percent", health.cpu_percent, 100.0 * 1024)
     _real("health.uptime_s", health.uptime_s, 10 * 365 * 86400.0)
     _real("health.memory_used_mb", health.memory_used_mb, 1e7)

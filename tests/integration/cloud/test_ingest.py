@@ -180,3 +180,37 @@ def test_database_down_raises_and_acknowledges_nothing(fleet: dict[str, str]) ->
             IngestService(dead, Limits()).ingest([_mqtt(_window(fleet, 1), "s", "d")])
     finally:
         dead.close()
+
+
+class _PickyService(IngestService):
+    """Refuses (like a database constraint would) any batch holding line 'poison'."""
+
+    def _write(self, conn: Any, batch: Any) -> None:
+        import psycopg
+
+        if any(row[3] == "poison" for row in batch.rows["line_counts"]):
+            raise psycopg.errors.CheckViolation("line 'poison' violates a check")
+        super()._write(conn, batch)
+
+
+def test_a_batch_the_database_refuses_is_isolated(fleet: dict[str, str], pg_pool: Any) -> None:
+    svc = _PickyService(pg_pool, Limits())
+    s, d = fleet["store"], fleet["dev"]
+    items = [_mqtt(_window(fleet, seq, lines={name: (1, 0)}), s, d)
+             for seq, name in ((1, "door"), (2, "poison"), (3, "door"))]  # fmt: skip
+    outcomes = svc.ingest(items)
+    assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.REJECTED, Status.ACCEPTED]
+    assert outcomes[1].reason.startswith("unprocessable: refused by the database")
+    assert _scalar(pg_pool, "SELECT sum(in_count) FROM line_counts WHERE store_id=%s", s) == 2
+    sql = "SELECT count(*) FROM dead_letters WHERE reason_code = 'unprocessable' AND device_id=%s"
+    assert _scalar(pg_pool, sql, d) == 1
+
+
+def test_health_text_must_be_printable(service: IngestService, fleet: dict[str, str]) -> None:
+    env = health_envelope(store_id=fleet["store"], device_id=fleet["dev"], sequence=9,
+                          start=NOW - timedelta(seconds=30), end=NOW)  # fmt: skip
+    env.health.software_version = "1.0\x00evil"
+    item = Incoming(env.SerializeToString(), "mqtt", store_id=fleet["store"],
+                    device_id=fleet["dev"], kind="health")  # fmt: skip
+    outcome = service.ingest([item])[0]
+    assert outcome.status is Status.REJECTED and outcome.reason.startswith("bad_payload")
