@@ -35,6 +35,9 @@ from protos.mallpulse.v1 import telemetry_pb2
 log = logging.getLogger(__name__)
 
 PipelineFactory = Callable[[EdgeConfig, CameraConfig], CameraPipeline]
+# Envelopes kept in memory while the outbox cannot store them (a disk hiccup), retried first
+# on the next store; beyond this many the oldest are given up and logged.
+MAX_UNSTORED = 10_000
 UplinkFactory = Callable[["Agent"], Uplink]
 
 
@@ -98,6 +101,8 @@ class Agent:
             config_version=lambda: self.remote_config.current.version,
         )
         self.store_errors = 0
+        self._unstored: Envelopes = []
+        self._store_lock = threading.Lock()
         self.uplink: Uplink = (uplink_factory or _default_uplink)(self)
 
     @staticmethod
@@ -110,14 +115,27 @@ class Agent:
         return models_from_manifests([manifest])
 
     def store(self, envelopes: Envelopes) -> None:
-        """Stamp identity into envelopes and store them durably, then wake the uplink."""
+        """Stamp identity into envelopes and store them durably, then wake the uplink.
+
+        If the outbox fails, the envelopes wait in memory and go first with the next store.
+        """
         stamp(envelopes, self.config.device)
-        try:
-            self.outbox.put_many(envelopes)
-        except OutboxError:
-            self.store_errors += 1
-            log.exception("could not store envelopes", extra={"count": len(envelopes)})
-            return
+        with self._store_lock:
+            batch = self._unstored + list(envelopes)
+            if not batch:
+                return
+            try:
+                self.outbox.put_many(batch)
+            except OutboxError:
+                self.store_errors += 1
+                lost = max(0, len(batch) - MAX_UNSTORED)
+                self._unstored = batch[lost:]
+                log.exception(
+                    "could not store envelopes; keeping them in memory",
+                    extra={"waiting": len(self._unstored), "given_up": lost},
+                )
+                return
+            self._unstored = []
         self.uplink.notify()
 
     def handle_config(self, payload: bytes) -> bytes | None:
@@ -172,6 +190,7 @@ class Agent:
         for worker in self.workers:
             if not worker.join(10.0):
                 log.error("camera thread did not stop", extra={"camera_id": worker.camera.id})
+        self.store([])  # a last try for envelopes an outbox error kept in memory
         deadline = time.monotonic() + self.drain_timeout_s
         while self.uplink.connected and time.monotonic() < deadline:
             if self._depth() == 0:

@@ -13,7 +13,7 @@ import pytest
 
 from edge.agent import Agent, AgentError, EpochSource, default_source_factory, load_factory
 from edge.config import CameraConfig, EdgeConfig
-from edge.outbox import SqliteOutbox
+from edge.outbox import OutboxError, SqliteOutbox
 from protos.mallpulse.v1 import telemetry_pb2
 
 
@@ -251,3 +251,25 @@ def test_full_outbox_drops_oldest_reports_it_and_the_agent_runs_on(tmp_path: Pat
     assert stats.depth == 10
     assert kept == list(range(stats.last_sequence - 9, stats.last_sequence + 1))  # the newest
     assert stats.dropped_total == stats.last_sequence - 10
+
+
+def test_envelopes_wait_in_memory_while_the_outbox_fails(tmp_path: Path) -> None:
+    agent = make_agent(tmp_path)
+    real_put = agent.outbox.put_many
+    failures = [OutboxError("disk full (injected)")] * 2
+
+    def flaky_put(batch: Any) -> list[int]:
+        if failures:
+            raise failures.pop()
+        return real_put(batch)
+
+    agent.outbox.put_many = flaky_put  # type: ignore[method-assign,assignment]
+    for tag in ("a", "b", "c"):
+        env = telemetry_pb2.Envelope(camera_id="good")
+        env.window.lines.add(line_id=tag)
+        agent.store([env])
+    entries = agent.outbox.peek(limit=10)
+    agent.outbox.close()
+    assert agent.store_errors == 2
+    got = [telemetry_pb2.Envelope.FromString(e.payload) for e in entries]
+    assert [(e.sequence, e.window.lines[0].line_id) for e in got] == [(1, "a"), (2, "b"), (3, "c")]
