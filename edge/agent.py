@@ -260,6 +260,17 @@ class EpochSource:
         """Frames the source dropped (frame-rate cap, slow consumer)."""
         return int(getattr(self.inner, "dropped", 0))
 
+    @property
+    def reconnects(self) -> int:
+        """Reconnects a live source made on its own (files: 0)."""
+        return int(getattr(self.inner, "reconnects", 0))
+
+    @property
+    def connected(self) -> bool | None:
+        """Whether a live source has its stream now; None when the source cannot tell."""
+        value = getattr(self.inner, "connected", None)
+        return bool(value) if value is not None else None
+
     def stop(self) -> None:
         """Stop the wrapped source."""
         self._stop.set()

@@ -178,6 +178,17 @@ class CameraWorker:
         if envelopes:
             self._sink(envelopes)
 
+    def _source_state(self) -> tuple[bool, int]:
+        """(connected, reconnects made inside the current source), as far as it tells."""
+        with self._lock:
+            source = self._source
+        if source is None:
+            return self.connected, 0
+        live = getattr(source, "connected", None)
+        inner = getattr(source, "reconnects", 0)
+        connected = self.connected if live is None else bool(live)
+        return connected, inner if isinstance(inner, int) else 0
+
     @property
     def frames_dropped(self) -> int:
         """Frames the camera's sources dropped (rate cap, slow pipeline) since start."""
@@ -191,11 +202,12 @@ class CameraWorker:
         then, before = self._fps_mark
         self._fps_mark = (now, frames)
         stats = self.pipeline.stats
+        connected, inner_reconnects = self._source_state()
         return telemetry_pb2.CameraHealth(
             camera_id=self.camera.id,
-            connected=self.connected,
+            connected=connected,
             fps=(frames - before) / (now - then) if now > then else 0.0,
             frames_dropped=self.frames_dropped + int(stat(stats, "frames_dropped")),
             detector_latency_ms=stat(stats, "detector_latency_ms", "latency_ms"),
-            reconnects=self.reconnects,
+            reconnects=self.reconnects + inner_reconnects,
         )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from edge.agent import Agent, AgentError, EpochSource, default_source_factory, load_factory
+from edge.camera_worker import CameraWorker
 from edge.config import CameraConfig, EdgeConfig
 from edge.outbox import OutboxError, SqliteOutbox
 from protos.mallpulse.v1 import telemetry_pb2
@@ -273,3 +274,27 @@ def test_envelopes_wait_in_memory_while_the_outbox_fails(tmp_path: Path) -> None
     assert agent.store_errors == 2
     got = [telemetry_pb2.Envelope.FromString(e.payload) for e in entries]
     assert [(e.sequence, e.window.lines[0].line_id) for e in got] == [(1, "a"), (2, "b"), (3, "c")]
+
+
+class Live(Ticker):
+    """A live source that says it lost its stream and reconnected four times on its own."""
+
+    connected = False
+    reconnects = 4
+
+
+def test_camera_health_takes_link_state_from_a_live_source() -> None:
+    cam = CameraConfig(id="live", source="rtsp://cam")
+    pipeline = Pipeline(cam)
+    worker = CameraWorker(cam, pipeline, lambda c: Live(), lambda envs: None)
+    worker.start()
+    try:
+        wait_until(lambda: worker.frames > 5)
+        health = worker.health()
+    finally:
+        worker.stop()
+        worker.join(5)
+    assert (health.connected, health.reconnects, health.frames_dropped) == (False, 4, 2)
+    src = EpochSource(Live(), paced=False)
+    assert (src.connected, src.reconnects, src.dropped) == (False, 4, 2)
+    assert EpochSource(Inner(1), paced=False).connected is None
