@@ -34,7 +34,7 @@ def store(pg_pool: Any) -> dict[str, Any]:
 
     def send(end: datetime, **kw: Any) -> None:
         env = window_envelope(store_id=sid, device_id=dev, sequence=next(seq),
-                              start=end - timedelta(minutes=1), end=end, **kw)  # fmt: skip
+                              start=end - timedelta(seconds=1), end=end, **kw)  # fmt: skip
         item = Incoming(env.SerializeToString(), "mqtt", store_id=sid, device_id=dev)
         assert svc.ingest([item])[0].status is Status.ACCEPTED
 
@@ -47,7 +47,7 @@ def _now_local() -> datetime:
 
 def test_live_footfall(client: TestClient, token_for: Any, store: dict[str, Any]) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    store["send"](now - timedelta(minutes=1), lines={"main": (4, 1), "side": (2, 0)},
+    store["send"](now - timedelta(seconds=2), lines={"main": (4, 1), "side": (2, 0)},
                   zones={"floor": 9, "cafe": 3}, queues={"till": (4, 120.0)})  # fmt: skip
     store["send"](now, lines={"main": (1, 2)}, zones={"floor": 6})
     headers = token_for(Role.STORE_MANAGER, {store["id"]})
