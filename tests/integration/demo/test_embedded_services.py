@@ -3,6 +3,8 @@ wheel (migrations apply) and an MQTT 5 broker with shared subscriptions and reta
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -15,8 +17,11 @@ from cloud.db.migrate import migrate
 from mallpulse.demo.services import resolve_services
 
 
-def test_embedded_postgres_and_mqtt5_broker(tmp_path: Path) -> None:
-    services = resolve_services(data_dir=tmp_path, embedded=True)
+def test_embedded_postgres_and_mqtt5_broker() -> None:
+    # Not pytest's tmp_path: as root, pgserver runs postgres as a system user that must traverse
+    # every parent folder, and pytest keeps its temp root private (0700).
+    data_dir = Path(tempfile.mkdtemp(prefix="mallpulse-embedded-"))
+    services = resolve_services(data_dir=data_dir, embedded=True)
     try:
         assert "embedded (pgserver)" in services.descriptions[0]
         assert "embedded MQTT 5 broker" in services.descriptions[1]
@@ -58,3 +63,4 @@ def test_embedded_postgres_and_mqtt5_broker(tmp_path: Path) -> None:
             client.disconnect()
     finally:
         services.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
