@@ -60,8 +60,11 @@ ensure_redis() {
 }
 
 ensure_tools() {
-  # mosquitto binary for tests that run a broker of their own; chromium for the dashboard test.
+  # mosquitto for tests that run a broker of their own (and mosquitto_passwd, openssl for the
+  # TLS tests); chromium for the dashboard tests.
   command -v mosquitto >/dev/null || apt_install mosquitto
+  command -v mosquitto_passwd >/dev/null || apt_install mosquitto-clients mosquitto
+  command -v openssl >/dev/null || apt_install openssl
   command -v chromium >/dev/null || { echo "services: installing chromium"; apt_install chromium; }
 }
 
