@@ -67,6 +67,16 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
+def roc_curve(labels: np.ndarray, scores: np.ndarray, points: int = 200) -> list[list[float]]:
+    """[[fpr, tpr], ...] of the ROC curve, thinned to about `points` points."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    y = np.asarray(labels, dtype=bool)[order]
+    tpr = np.concatenate([[0.0], np.cumsum(y) / max(int(y.sum()), 1)])
+    fpr = np.concatenate([[0.0], np.cumsum(~y) / max(int((~y).sum()), 1)])
+    idx = np.unique(np.linspace(0, len(tpr) - 1, points).astype(int))
+    return [[float(fpr[i]), float(tpr[i])] for i in idx]
+
+
 def literature_check(shared: Path) -> dict[str, Any]:
     """Fit both models on the CDNOW sample summaries and compare with the published values."""
     s = np.loadtxt(shared / "data/cdnow/cdnow_customers_summary.csv", delimiter=",", skiprows=1)
@@ -165,7 +175,13 @@ def _compare(
     alive = np.array([r["p_alive"] for r in scored])
     expected = np.array([r["expected_purchases"] for r in scored])
     repeat = np.array([s.purchase_days > 1 for s in states])
+    curves = {
+        "churn model (river)": roc_curve(churned, churn_p),
+        "BG/NBD -E[purchases]": roc_curve(churned, -expected),
+        "BG/NBD 1 - P(alive)": roc_curve(churned, 1.0 - alive),
+    }
     return {
+        "roc_curves": curves,
         "customers": len(ids),
         "churn_rate": float(churned.mean()),
         "auc_churn_model": roc_auc(churned, churn_p),
