@@ -24,11 +24,14 @@ def ingest(
     ),
     mqtt: bool = typer.Option(True, help="Run the MQTT shared-subscription subscriber."),
     grpc: bool = typer.Option(True, help="Run the gRPC ingest server (MALLPULSE_GRPC_BIND)."),
+    grpc_workers: int = typer.Option(
+        64, min=2, help="gRPC worker threads: each open device stream holds one."
+    ),
 ) -> None:
     """Run the ingest service until interrupted (SIGINT/SIGTERM finish the batch in hand)."""
     from cloud.ingest.runner import run_ingest
 
-    run_ingest(_settings(), instance=instance, mqtt=mqtt, grpc=grpc)
+    run_ingest(_settings(), instance=instance, mqtt=mqtt, grpc=grpc, grpc_workers=grpc_workers)
 
 
 def device(

@@ -35,7 +35,9 @@ def mqtt_config(settings: Settings, instance: str) -> MqttIngestConfig:
     )
 
 
-def run_ingest(settings: Settings, *, instance: str, mqtt: bool, grpc: bool) -> None:
+def run_ingest(
+    settings: Settings, *, instance: str, mqtt: bool, grpc: bool, grpc_workers: int = 64
+) -> None:
     """Serve until SIGINT or SIGTERM."""
     configure_logging(settings.log_level, settings.log_format)
     stop = threading.Event()
@@ -48,7 +50,7 @@ def run_ingest(settings: Settings, *, instance: str, mqtt: bool, grpc: bool) -> 
     pool = open_pool(settings, name=f"mallpulse-ingest-{instance}")
     service = IngestService(pool, limits_from(settings))
     subscriber = MqttIngest(mqtt_config(settings, instance), service) if mqtt else None
-    server = build_server(settings, service)[0] if grpc else None
+    server = build_server(settings, service, workers=grpc_workers)[0] if grpc else None
     relay = None
     if subscriber:
         relay = ConfigRelay(settings.database_url, pool, settings.mqtt_topic_prefix,
