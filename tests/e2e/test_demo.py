@@ -142,7 +142,7 @@ def test_crm_answers_with_seeded_customers(demo: RunningDemo) -> None:
 def test_dashboard_shows_live_numbers_that_change(demo: RunningDemo) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.test_dashboard import CHROMIUM, FLAGS
+    from tests.e2e.test_dashboard import CHROMIUM, FLAGS, SCREENSHOT_DIR
 
     token = demo.tokens["store_manager"]
     with sync_playwright() as pw:
@@ -157,6 +157,9 @@ def test_dashboard_shows_live_numbers_that_change(demo: RunningDemo) -> None:
         )
         later = page.inner_text("#in-today")
         updates = page.inner_text("#updates")
+        if SCREENSHOT_DIR:
+            page.set_viewport_size({"width": 1100, "height": 640})
+            page.screenshot(path=str(Path(SCREENSHOT_DIR) / "demo-dashboard.png"))
         browser.close()
     assert int(later) > int(first)
     assert int(updates) >= 1
