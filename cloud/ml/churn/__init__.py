@@ -1,0 +1,1 @@
+"""Online churn model (river): incremental features, labelling, persistence, learning loop."""

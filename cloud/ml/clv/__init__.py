@@ -1,0 +1,1 @@
+"""Customer lifetime value: BG/NBD and Gamma-Gamma fitted by maximum likelihood."""

@@ -1,0 +1,1 @@
+"""Per-store footfall anomaly detection and forecasting (river)."""

@@ -1,0 +1,1 @@
+"""Customer health score, segments and next-best-action rules."""
