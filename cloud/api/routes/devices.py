@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Header, Response, status
 
 from cloud.api.deps import AdminDep, ConnDep, ViewerDep
 from cloud.api.schemas.footfall_fleet import DeviceConfigCreate, DeviceConfigPublic, DeviceId
@@ -29,14 +30,32 @@ def _public(row: repo.ConfigRow) -> DeviceConfigPublic:
     summary="Publish a new configuration version to a device (served over gRPC)",
 )
 def publish_config(
-    device_id: DeviceId, body: DeviceConfigCreate, conn: ConnDep, _admin: AdminDep
+    device_id: DeviceId,
+    body: DeviceConfigCreate,
+    conn: ConnDep,
+    _admin: AdminDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Makes a retried publish return the version it created (200).",
+        ),
+    ] = None,
 ) -> DeviceConfigPublic:
-    """Store the next version; devices watching DeviceConfigService receive it at once."""
+    """Store the next version; devices (gRPC watch, retained MQTT) receive it at once."""
     if len(json.dumps(body.config)) > MAX_CONFIG_BYTES:
         raise InvalidInputError(f"the config document exceeds {MAX_CONFIG_BYTES} bytes")
     if repo.device_store(conn, device_id) is None:
         raise NotFoundError(f"device '{device_id}' is not registered")
-    return _public(repo.publish_config(conn, device_id=device_id, document=body.config))
+    row, created = repo.publish_config(
+        conn, device_id=device_id, document=body.config, idempotency_key=idempotency_key
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _public(row)
 
 
 @router.get("/{device_id}/config", summary="The latest configuration of a device")

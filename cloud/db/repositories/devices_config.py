@@ -10,6 +10,8 @@ from typing import Any
 
 import psycopg
 
+from cloud.core.errors import ConflictError
+
 Conn = psycopg.Connection[Any]
 CONFIG_CHANNEL = "mallpulse_device_config"
 
@@ -27,10 +29,27 @@ class ConfigRow:
     status_at: datetime | None
 
 
-def publish_config(conn: Conn, *, device_id: str, document: dict[str, Any]) -> ConfigRow:
+def publish_config(
+    conn: Conn, *, device_id: str, document: dict[str, Any], idempotency_key: str | None = None
+) -> tuple[ConfigRow, bool]:
     """Store the next version of a device's config (the document's `version` is set to it) and
-    NOTIFY watchers on commit. The device row is locked so concurrent publishes serialise."""
+    NOTIFY watchers on commit; returns (row, created). With an idempotency key already used
+    for this device, the version it created is returned (created False), or ConflictError if
+    the document differs. The device row is locked so concurrent publishes serialise."""
     conn.execute("SELECT 1 FROM devices WHERE id = %s FOR UPDATE", (device_id,))
+    asked_digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    if idempotency_key is not None:
+        earlier = conn.execute(
+            "SELECT device_id, version, config_json, sha256, created_at, status, status_at,"
+            " request_sha256 FROM device_configs WHERE device_id = %s AND idempotency_key = %s",
+            (device_id, idempotency_key),
+        ).fetchone()
+        if earlier is not None:
+            if earlier[7] != asked_digest:
+                raise ConflictError(
+                    f"Idempotency-Key {idempotency_key!r} was used with a different document"
+                )
+            return ConfigRow(*earlier[:7]), False
     row = conn.execute(
         "SELECT coalesce(max(version), 0) FROM device_configs WHERE device_id = %s", (device_id,)
     ).fetchone()
@@ -40,13 +59,13 @@ def publish_config(conn: Conn, *, device_id: str, document: dict[str, Any]) -> C
     text = json.dumps({**document, "version": version}, separators=(",", ":"), sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()
     created = conn.execute(
-        "INSERT INTO device_configs (device_id, version, config_json, sha256)"
-        " VALUES (%s, %s, %s, %s) RETURNING created_at",
-        (device_id, version, text, digest),
+        "INSERT INTO device_configs (device_id, version, config_json, sha256, idempotency_key,"
+        " request_sha256) VALUES (%s, %s, %s, %s, %s, %s) RETURNING created_at",
+        (device_id, version, text, digest, idempotency_key, asked_digest),
     ).fetchone()
     conn.execute("SELECT pg_notify(%s, %s)", (CONFIG_CHANNEL, device_id))
     assert created is not None
-    return ConfigRow(device_id, version, text, digest, created[0], None, None)
+    return ConfigRow(device_id, version, text, digest, created[0], None, None), True
 
 
 def latest_config(conn: Conn, device_id: str) -> ConfigRow | None:

@@ -158,3 +158,19 @@ def test_mqtt_devices_get_configs_retained_and_report(
         device.disconnect()
         relay.stop()
         sub.stop()
+
+
+def test_publishing_with_an_idempotency_key_runs_once(
+    setup: dict[str, Any], client: TestClient, token_for: Any
+) -> None:
+    url = f"/v1/devices/{setup['dev']}/config"
+    headers = {**token_for(Role.ADMIN), "Idempotency-Key": "rollout-42"}
+    body = {"config": {"device": {"device_id": setup["dev"]}}}
+    first = client.post(url, json=body, headers=headers)
+    again = client.post(url, json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["version"] == again.json()["version"] == 1
+    other = client.post(url, json={"config": {"x": 1}}, headers=headers)
+    assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
+    fresh = client.post(url, json=body, headers=token_for(Role.ADMIN))
+    assert fresh.status_code == 201 and fresh.json()["version"] == 2
