@@ -196,3 +196,37 @@ def test_the_clock_ticks_without_events_so_labels_still_resolve(
     assert model.clock > (START + timedelta(days=365)).timestamp()
     # the purchase snapshot and its 6 idle snapshots have all passed their horizon: churned
     assert model.samples_seen == 7 and model.positives == 7
+
+
+def test_check_ins_and_message_engagement_reach_the_features(
+    ml_conn: psycopg.Connection[Any], buy: Buy
+) -> None:
+    from cloud.crm.touchpoints import record_touchpoint
+
+    pid = buy("V1", 0)
+    for day, channel, event in [
+        (1, "store_visit", "check_in"),
+        (2, "store_visit", "check_in"),
+        (3, "email", "sent"),
+        (4, "email", "opened"),
+        (5, "email", "clicked"),
+        (6, "web", "page_view"),  # not a churn feature: skipped, not rejected
+    ]:
+        record_touchpoint(
+            ml_conn,
+            channel=channel,
+            event=event,
+            identifiers={"pos_customer_id": "V1"},
+            occurred_at=START + timedelta(days=day),
+            store_id="ml-store-1" if channel == "store_visit" else None,
+        )
+    ml_conn.commit()
+    res = consume_batch(ml_conn, config=CFG, new_model=ChurnModel())
+    assert (res.applied, res.skipped, res.rejected) == (6, 1, 0)
+    row = ml_conn.execute(
+        "SELECT state FROM ml_customers WHERE customer_id = %s", (str(pid),)
+    ).fetchone()
+    assert row is not None
+    state = row[0]
+    assert (state["visits"], state["sent"], state["opened"], state["clicked"]) == (2, 1, 1, 1)
+    assert state["ew_engaged"] > 2.5 and state["ew_visits"] > 1.9
