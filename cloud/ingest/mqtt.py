@@ -25,6 +25,7 @@ from psycopg_pool import PoolTimeout
 
 from cloud.ingest.config_relay import ConfigRelay
 from cloud.ingest.errors import IngestError
+from cloud.ingest.paho_props import install as install_paho_props
 from cloud.ingest.service import IngestService
 from cloud.ingest.status import apply_statuses
 from cloud.ingest.validate import Incoming
@@ -79,6 +80,8 @@ class MqttIngest:
 
     def _build(self) -> mqtt.Client:
         cfg = self.config
+        if not install_paho_props():
+            log.warning("paho layout not recognised; PUBLISH properties decoded the slow way")
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,

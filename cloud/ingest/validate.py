@@ -17,6 +17,8 @@ MAX_COUNT = 100_000  # people per window per line/zone: far above any real store
 MAX_OCCUPANCY = 10_000
 MAX_SECONDS = 7 * 86400.0
 MAX_WINDOW_S = 86400
+_AGE_BANDS = frozenset(telemetry_pb2.AgeBand.values())
+_GENDERS = frozenset(telemetry_pb2.Gender.values())
 
 
 class Reason(StrEnum):
@@ -117,7 +119,8 @@ def _check_envelope(
         raise _InvalidError(Reason.OUT_OF_RANGE, f"sequence {env.sequence} outside 1..2^63-1")
     _check_window(env, limits, now)
     if payload == "window":
-        _check_report(env.window)
+        if not _report_ok(env.window):  # the fast check failed: find and name the problem
+            _check_report(env.window)
     else:
         _check_health(env.health)
 
@@ -165,6 +168,39 @@ def _histogram(name: str, hist: telemetry_pb2.DwellHistogram) -> None:
         _count(f"{name}.counts", count)
 
 
+def _report_ok(report: telemetry_pb2.WindowReport) -> bool:
+    """True when `_check_report` would pass: the same checks, at least as strict, without
+    building any message (the hot path; a False here re-runs the explaining checks)."""
+    ok, n, occ = _ID.match, MAX_COUNT, MAX_OCCUPANCY
+    for line in report.lines:
+        if not (ok(line.line_id) and line.in_count <= n and line.out_count <= n):
+            return False
+    for zone in report.zones:
+        dwell = zone.dwell
+        counts = dwell.counts
+        if not (ok(zone.zone_id) and 0.0 <= zone.avg_occupancy <= occ
+                and zone.max_occupancy <= occ and zone.occupancy_at_end <= occ
+                and zone.entries <= n and zone.exits <= n
+                and 0.0 <= dwell.total_s <= MAX_SECONDS * n
+                and (not counts or (len(counts) == len(dwell.upper_bounds_s) + 1
+                                    and max(counts) <= n))):  # fmt: skip
+            return False
+    for q in report.queues:
+        if not (ok(q.zone_id) and 0.0 <= q.avg_length <= occ and q.length_at_end <= occ
+                and q.max_length <= occ and q.served <= n
+                and 0.0 <= q.service_rate_per_min <= 1e4
+                and 0.0 <= q.estimated_wait_s <= MAX_SECONDS):  # fmt: skip
+            return False
+    for shelf in report.shelves:
+        if not (ok(shelf.shelf_id) and shelf.interactions <= n
+                and 0.0 <= shelf.total_dwell_s <= MAX_SECONDS * 1e3):  # fmt: skip
+            return False
+    return all(
+        c.count <= n and c.age_band in _AGE_BANDS and c.gender in _GENDERS
+        for c in report.demographics.counts
+    )
+
+
 def _check_report(report: telemetry_pb2.WindowReport) -> None:
     for line in report.lines:
         _ident("line_id", line.line_id)
@@ -192,9 +228,9 @@ def _check_report(report: telemetry_pb2.WindowReport) -> None:
         _real(f"shelves[{shelf.shelf_id}].total_dwell_s", shelf.total_dwell_s, MAX_SECONDS * 1e3)
     for cell in report.demographics.counts:
         _count("demographics.count", cell.count)
-        if cell.age_band not in telemetry_pb2.AgeBand.values():
+        if cell.age_band not in _AGE_BANDS:
             raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown age band {cell.age_band}")
-        if cell.gender not in telemetry_pb2.Gender.values():
+        if cell.gender not in _GENDERS:
             raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown gender {cell.gender}")
 
 

@@ -18,7 +18,7 @@ def device_stores(conn: Conn, device_ids: Iterable[str]) -> dict[str, str]:
     ids = sorted(set(device_ids))
     if not ids:
         return {}
-    rows = conn.execute("SELECT id, store_id FROM devices WHERE id = ANY(%s)", (ids,))
+    rows = conn.execute("SELECT id, store_id FROM devices WHERE id = ANY(%b::text[])", (ids,))
     return {r[0]: r[1] for r in rows}
 
 
@@ -30,8 +30,8 @@ def claim_envelopes(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> set[tuple[st
     cols = list(zip(*sorted(rows, key=lambda r: (r[0], r[1])), strict=True))
     cur = conn.execute(
         "INSERT INTO envelopes (device_id, sequence, store_id, kind, window_start, window_end)"
-        " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[],"
-        " %s::timestamptz[], %s::timestamptz[])"
+        " SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[],"
+        " %b::timestamptz[], %b::timestamptz[])"
         " ON CONFLICT (device_id, sequence) DO NOTHING RETURNING device_id, sequence",
         [list(c) for c in cols],
     )
@@ -66,8 +66,8 @@ def add_hourly(conn: Conn, items: dict[tuple[str, str, datetime], list[int]]) ->
     keys = sorted(items)
     conn.execute(
         "INSERT INTO line_counts_1h (store_id, line_id, bucket, in_count, out_count)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[],"
-        " %s::bigint[]) ON CONFLICT (store_id, bucket, line_id) DO UPDATE SET"
+        " SELECT * FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::bigint[],"
+        " %b::bigint[]) ON CONFLICT (store_id, bucket, line_id) DO UPDATE SET"
         " in_count = line_counts_1h.in_count + excluded.in_count,"
         " out_count = line_counts_1h.out_count + excluded.out_count",
         (
@@ -86,7 +86,7 @@ def add_daily(conn: Conn, items: dict[tuple[str, str, datetime], list[int]]) -> 
     conn.execute(
         "INSERT INTO line_counts_1d (store_id, line_id, day, in_count, out_count)"
         " SELECT u.s, u.l, (u.t AT TIME ZONE st.timezone)::date AS d, sum(u.i), sum(u.o)"
-        " FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[])"
+        " FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::bigint[], %b::bigint[])"
         " AS u(s, l, t, i, o) JOIN stores st ON st.id = u.s"
         " GROUP BY u.s, u.l, d ORDER BY u.s, d, u.l"
         " ON CONFLICT (store_id, day, line_id) DO UPDATE SET"
@@ -106,7 +106,7 @@ def set_live_zones(conn: Conn, state: dict[tuple[str, str], tuple[datetime, int]
     keys = sorted(state)
     conn.execute(
         "INSERT INTO live_zones (store_id, zone_id, window_end, occupancy)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::int[])"
+        " SELECT * FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::int[])"
         " ON CONFLICT (store_id, zone_id) DO UPDATE SET occupancy = excluded.occupancy,"
         " window_end = excluded.window_end WHERE live_zones.window_end <= excluded.window_end",
         (
@@ -123,8 +123,8 @@ def set_live_queues(conn: Conn, state: dict[tuple[str, str], tuple[datetime, int
     keys = sorted(state)
     conn.execute(
         "INSERT INTO live_queues (store_id, zone_id, window_end, length, estimated_wait_s)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::int[],"
-        " %s::float8[]) ON CONFLICT (store_id, zone_id) DO UPDATE SET"
+        " SELECT * FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::int[],"
+        " %b::float8[]) ON CONFLICT (store_id, zone_id) DO UPDATE SET"
         " length = excluded.length, estimated_wait_s = excluded.estimated_wait_s,"
         " window_end = excluded.window_end WHERE live_queues.window_end <= excluded.window_end",
         (
@@ -142,21 +142,21 @@ def register_catalogue(
     zones = sorted((s, kind, i) for s, kind, i in items if kind != "line")
     if lines:
         conn.execute(
-            "INSERT INTO lines (store_id, id) SELECT * FROM unnest(%s::text[], %s::text[])"
+            "INSERT INTO lines (store_id, id) SELECT * FROM unnest(%b::text[], %b::text[])"
             " ON CONFLICT DO NOTHING",
             ([x[0] for x in lines], [x[1] for x in lines]),
         )
     if zones:
         conn.execute(
             "INSERT INTO zones (store_id, kind, id)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING",
             ([x[0] for x in zones], [x[1] for x in zones], [x[2] for x in zones]),
         )
     cams = sorted(cameras)
     if cams:
         conn.execute(
             "INSERT INTO cameras (store_id, device_id, id)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING",
             ([x[0] for x in cams], [x[1] for x in cams], [x[2] for x in cams]),
         )
 
