@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -19,12 +20,15 @@ from cloud.core.logging import request_id_var
 from cloud.core.settings import Settings
 from cloud.db.repositories import deadletter, telemetry
 from cloud.ingest.errors import IngestError
-from cloud.ingest.rows import COLUMNS, Batch
+from cloud.ingest.rows import COLUMNS, Batch, utc
 from cloud.ingest.validate import Incoming, Limits, Reason, Rejection, decode
 from protos.mallpulse.v1 import telemetry_pb2
 
 log = logging.getLogger(__name__)
 _RETRIES = 5
+#: Batch ids for the logs: a per-process prefix and a counter (no entropy read per batch).
+_BATCH_PREFIX = uuid.uuid4().hex[:8]
+_BATCH_SEQ = itertools.count(1)
 
 
 class Status(StrEnum):
@@ -85,7 +89,7 @@ class IngestService:
     def ingest(self, items: Sequence[Incoming]) -> list[Outcome]:
         """Store a batch in one transaction (retried on deadlock) and return one outcome per
         item; raises IngestError when the database is unavailable (nothing is acknowledged)."""
-        token = request_id_var.set(f"batch-{uuid.uuid4().hex[:12]}")
+        token = request_id_var.set(f"batch-{_BATCH_PREFIX}-{next(_BATCH_SEQ)}")
         try:
             decoded = [decode(item, self.limits, self.clock()) for item in items]
             for attempt in range(_RETRIES):
@@ -138,8 +142,9 @@ class IngestService:
                     conn, (d.device_id for d in decoded if not isinstance(d, Rejection))
                 )
                 verdicts = [_ownership(d, known) for d in decoded]
-                fresh = telemetry.claim_envelopes(conn, _ledger_rows(verdicts))
-                outcomes, batch = _classify(verdicts, fresh)
+                ledger = _ledger_rows(verdicts)
+                fresh = telemetry.claim_envelopes(conn, list(ledger.values()))
+                outcomes, batch = _classify(verdicts, fresh, ledger)
                 self._write(conn, batch)
                 dead = [_dead_row(i, v) for i, v in zip(items, verdicts, strict=True)]
                 deadletter.add_dead_letters(conn, [row for row in dead if row is not None])
@@ -202,21 +207,25 @@ def _ownership(
     return item
 
 
-def _ledger_rows(verdicts: list[telemetry_pb2.Envelope | Rejection]) -> list[tuple[Any, ...]]:
+def _ledger_rows(
+    verdicts: list[telemetry_pb2.Envelope | Rejection],
+) -> dict[tuple[str, int], tuple[Any, ...]]:
+    """(device, sequence) -> ledger row (device, sequence, store, kind, start, end)."""
     rows: dict[tuple[str, int], tuple[Any, ...]] = {}
     for env in verdicts:
         if isinstance(env, Rejection):
             continue
-        rows.setdefault(
-            (env.device_id, env.sequence),
-            (env.device_id, env.sequence, env.store_id, env.WhichOneof("payload"),
-             env.window_start.ToDatetime(tzinfo=UTC), env.window_end.ToDatetime(tzinfo=UTC)),
-        )  # fmt: skip
-    return list(rows.values())
+        key = (env.device_id, env.sequence)
+        if key not in rows:
+            rows[key] = (*key, env.store_id, env.WhichOneof("payload"), utc(env.window_start),
+                         utc(env.window_end))  # fmt: skip
+    return rows
 
 
 def _classify(
-    verdicts: list[telemetry_pb2.Envelope | Rejection], fresh: set[tuple[str, int]]
+    verdicts: list[telemetry_pb2.Envelope | Rejection],
+    fresh: set[tuple[str, int]],
+    ledger: dict[tuple[str, int], tuple[Any, ...]],
 ) -> tuple[list[Outcome], Batch]:
     outcomes: list[Outcome] = []
     batch = Batch()
@@ -227,7 +236,8 @@ def _classify(
         key = (env.device_id, env.sequence)
         if key in fresh:
             fresh.discard(key)  # a second copy in the same batch is a duplicate
-            batch.add(env)
+            row = ledger[key]
+            batch.add(env, row[4], row[5])
             outcomes.append(Outcome(Status.ACCEPTED, env.device_id, env.sequence))
         else:
             outcomes.append(Outcome(Status.DUPLICATE, env.device_id, env.sequence))

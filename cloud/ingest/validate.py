@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from google.protobuf.message import DecodeError
 
+from cloud.ingest.rows import utc
 from protos.mallpulse.v1 import telemetry_pb2
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -128,8 +129,8 @@ def _check_envelope(
 def _check_window(env: telemetry_pb2.Envelope, limits: Limits, now: datetime) -> None:
     if not env.HasField("window_start") or not env.HasField("window_end"):
         raise _InvalidError(Reason.BAD_PAYLOAD, "window_start and window_end are required")
-    start = env.window_start.ToDatetime(tzinfo=UTC)
-    end = env.window_end.ToDatetime(tzinfo=UTC)
+    start = utc(env.window_start)
+    end = utc(env.window_end)
     length = (end - start).total_seconds()
     if not 0 < length <= MAX_WINDOW_S:
         raise _InvalidError(

@@ -49,3 +49,18 @@ def test_live_state_keeps_the_latest_window() -> None:
     assert batch.live_zones[("s", "z")] == (T, 7)
     assert batch.live_queues[("s", "q")] == (T, 5, 10.0)
     assert ("s", "queue", "q") in batch.catalogue and ("s", "d", "cam-1") in batch.cameras
+
+
+def test_utc_matches_protobuf_to_datetime() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from cloud.ingest.rows import utc
+
+    for seconds, nanos in (
+        (0, 0),
+        (1_795_000_000, 999_999_999),
+        (1_795_000_123, 1_500),
+        (-86400, 7),
+    ):
+        ts = Timestamp(seconds=seconds, nanos=nanos)
+        assert utc(ts) == ts.ToDatetime(tzinfo=UTC) and utc(ts).tzinfo is not None
