@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud.core.errors import CloudError
+from cloud.core.errors import CloudError, ConflictError, InvalidInputError
 from cloud.core.logging import request_id_var
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,28 @@ def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def database_error(exc: psycopg.Error) -> CloudError | None:
+    """The client error a database error caused by bad input stands for; None for a server fault.
+
+    Checks the database enforces (ranges, NUL bytes, CHECK, NOT NULL, foreign and unique keys)
+    reject input the schemas let through; those are the caller's to fix, never a 500.
+    """
+    diag = getattr(exc, "diag", None)
+    reason = (diag.message_primary if diag is not None else None) or str(exc).splitlines()[0]
+    if isinstance(exc, psycopg.errors.UniqueViolation | psycopg.errors.ExclusionViolation):
+        return ConflictError(f"conflicts with an existing record: {reason}")
+    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+        detail = (diag.message_detail if diag is not None else None) or ""
+        if "still referenced" in detail:
+            return ConflictError(f"the record is still referenced: {reason}")
+        return InvalidInputError(f"refers to a record that does not exist: {reason}")
+    if isinstance(exc, psycopg.errors.CheckViolation | psycopg.errors.NotNullViolation):
+        return InvalidInputError(f"a value breaks a rule of the stored data: {reason}")
+    if isinstance(exc, psycopg.DataError):
+        return InvalidInputError(f"a value cannot be stored as given: {reason}")
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Register exception handlers so every error is a problem body, never a bare 500 page."""
 
@@ -69,6 +92,14 @@ def install_problem_handlers(app: FastAPI) -> None:
             errors=exc.errors,
             headers=headers,
         )
+
+    @app.exception_handler(psycopg.Error)
+    async def _database(request: Request, exc: psycopg.Error) -> JSONResponse:
+        error = database_error(exc)
+        if error is None:
+            return await _unexpected(request, exc)
+        log.warning("database rejected input: %s", exc.__class__.__name__, exc_info=exc)
+        return await _cloud_error(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

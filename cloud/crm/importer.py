@@ -44,7 +44,10 @@ class ImportReport:
 
 
 def _header(data: bytes) -> tuple[list[str], bytes]:
-    text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CrmInvalidInputError(f"the CSV is not UTF-8 text: {exc}") from exc
     first, _, rest = text.partition("\n")
     header = [h.strip().lower() for h in next(csv.reader([first]))]
     unknown = [h for h in header if h not in COLUMNS]

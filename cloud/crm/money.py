@@ -8,6 +8,9 @@ import pycountry
 
 from cloud.crm.errors import CrmInvalidInputError
 
+#: Amounts are stored as numeric(14, 2): 12 digits before the decimal point.
+MAX_AMOUNT = Decimal(10) ** 12
+
 
 def validate_currency(code: str) -> str:
     """The upper-case ISO 4217 code; CrmInvalidInputError for anything else."""
@@ -25,6 +28,8 @@ def to_amount(value: Decimal | str | int, *, field: str) -> Decimal:
         raise CrmInvalidInputError(f"{field}: {value!r} is not a number") from exc
     if not amount.is_finite():
         raise CrmInvalidInputError(f"{field}: {value!r} is not a finite number")
+    if abs(amount) >= MAX_AMOUNT:
+        raise CrmInvalidInputError(f"{field}: {value!r} is out of range (below {MAX_AMOUNT:,})")
     if amount != amount.quantize(Decimal("0.01")):
         raise CrmInvalidInputError(f"{field}: {value!r} has more than 2 decimal places")
     return amount

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from cloud.api.deps import ConnDep, MarketerDep
 from cloud.api.schemas.crm import ConsentConfirm, ConsentPublic, ConsentUpdate
+from cloud.api.schemas.limits import RowId
 from cloud.crm import consent
 
 router = APIRouter(tags=["consent"])
@@ -18,7 +19,7 @@ router = APIRouter(tags=["consent"])
     summary="Grant or withdraw consent (e-mail grants need double opt-in)",
 )
 def put_consent(
-    profile_id: int,
+    profile_id: RowId,
     channel: str,
     purpose: str,
     body: ConsentUpdate,
@@ -46,12 +47,12 @@ def confirm_consent(body: ConsentConfirm, conn: ConnDep, _: MarketerDep) -> Cons
 
 
 @router.get("/v1/customers/{profile_id}/consents", summary="Effective consents of a customer")
-def get_consents(profile_id: int, conn: ConnDep, _: MarketerDep) -> list[dict[str, Any]]:
+def get_consents(profile_id: RowId, conn: ConnDep, _: MarketerDep) -> list[dict[str, Any]]:
     """Latest status per channel and purpose."""
     return consent.consents(conn, profile_id=profile_id)
 
 
 @router.get("/v1/customers/{profile_id}/consents/events", summary="Consent audit trail")
-def get_consent_events(profile_id: int, conn: ConnDep, _: MarketerDep) -> list[dict[str, Any]]:
+def get_consent_events(profile_id: RowId, conn: ConnDep, _: MarketerDep) -> list[dict[str, Any]]:
     """Every change, newest first (append-only)."""
     return consent.audit_trail(conn, profile_id=profile_id)

@@ -15,6 +15,7 @@ from cloud.api.schemas.crm import (
     MergePublic,
     ResolvedPublic,
 )
+from cloud.api.schemas.limits import PG_BIGINT_MAX, RowId
 from cloud.crm.consent import live_profile
 from cloud.crm.errors import CrmNotFoundError
 from cloud.crm.identity.normalize import normalize_identifier
@@ -53,7 +54,9 @@ def create_customer(
 def list_customers(
     conn: ConnDep,
     _: MarketerDep,
-    after_id: Annotated[int, Query(ge=0, description="Return ids greater than this.")] = 0,
+    after_id: Annotated[
+        int, Query(ge=0, le=PG_BIGINT_MAX, description="Return ids greater than this.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
     stage: Annotated[str | None, Query(description="Only this lifecycle stage.")] = None,
 ) -> list[CustomerSummary]:
@@ -79,20 +82,20 @@ def lookup(
 
 
 @router.get("/{profile_id}", summary="The golden record (360-degree view)")
-def get_customer(profile_id: int, conn: ConnDep, _: MarketerDep) -> CustomerPublic:
+def get_customer(profile_id: RowId, conn: ConnDep, _: MarketerDep) -> CustomerPublic:
     """A merged (old) id answers with the surviving profile; see `requested_id`."""
     return CustomerPublic.model_validate(golden_record(conn, profile_id=profile_id))
 
 
 @router.get("/{profile_id}/journey", summary="Lifecycle transitions of a customer")
-def journey(profile_id: int, conn: ConnDep, _: MarketerDep) -> list[dict[str, Any]]:
+def journey(profile_id: RowId, conn: ConnDep, _: MarketerDep) -> list[dict[str, Any]]:
     """Every stage transition with its reason, oldest first."""
     pid = live_profile(conn, profile_id)
     return ev_repo.journey(conn, id_repo.member_profile_ids(conn, pid))
 
 
 @router.get("/{profile_id}/merges", summary="Merge history of a customer")
-def merges(profile_id: int, conn: ConnDep, _: MarketerDep) -> list[MergePublic]:
+def merges(profile_id: RowId, conn: ConnDep, _: MarketerDep) -> list[MergePublic]:
     """Merges this profile took part in, newest first."""
     if id_repo.get_profile(conn, profile_id) is None:
         raise CrmNotFoundError(f"customer {profile_id} does not exist")

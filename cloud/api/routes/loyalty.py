@@ -18,6 +18,7 @@ from cloud.api.schemas.crm_loyalty import (
     PointsChange,
     TransferCreate,
 )
+from cloud.api.schemas.limits import RowId
 from cloud.crm.errors import CrmNotFoundError
 from cloud.crm.idempotency import run_once
 from cloud.crm.loyalty import ledger
@@ -53,14 +54,14 @@ def _account(conn: ConnDep, account_id: int) -> AccountPublic:
 
 
 @router.get("/accounts/{account_id}", summary="Balance, tier and tier history")
-def get_account(account_id: int, conn: ConnDep, _: MarketerDep) -> AccountPublic:
+def get_account(account_id: RowId, conn: ConnDep, _: MarketerDep) -> AccountPublic:
     """An account with its unexpired balance."""
     return _account(conn, account_id)
 
 
 @router.get("/accounts/{account_id}/entries", summary="Ledger entries, newest first")
 def get_entries(
-    account_id: int,
+    account_id: RowId,
     conn: ConnDep,
     _: MarketerDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most entries returned.")] = 100,
@@ -72,7 +73,7 @@ def get_entries(
 
 @router.post("/accounts/{account_id}/earn", summary="Credit goodwill points (idempotent)")
 def earn(
-    account_id: int,
+    account_id: RowId,
     body: PointsChange,
     conn: ConnDep,
     who: MarketerDep,
@@ -98,7 +99,7 @@ def earn(
 
 @router.post("/accounts/{account_id}/burn", summary="Spend points (idempotent, never overdraws)")
 def burn(
-    account_id: int, body: PointsChange, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+    account_id: RowId, body: PointsChange, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
 ) -> MovementPublic:
     """Consume lots oldest-expiring first; 409 insufficient-points when the balance is short."""
     out = run_once(

@@ -13,6 +13,7 @@ from cloud.api.schemas.crm_loyalty import (
     RewardCreate,
     RewardPublic,
 )
+from cloud.api.schemas.limits import RowId
 from cloud.crm.idempotency import run_once
 from cloud.crm.loyalty import rewards
 from cloud.db.repositories import crm_rewards as repo
@@ -38,7 +39,7 @@ def list_rewards(conn: ConnDep, _: MarketerDep) -> list[RewardPublic]:
     summary="Reserve a reward (idempotent): takes stock and points",
 )
 def redeem(
-    reward_id: int, body: RedemptionCreate, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+    reward_id: RowId, body: RedemptionCreate, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
 ) -> RedemptionPublic:
     """409 out-of-stock or insufficient-points when it cannot be reserved."""
     out = run_once(
@@ -55,7 +56,7 @@ def redeem(
 
 @router.post("/v1/redemptions/{redemption_id}/cancel", summary="Cancel a reservation")
 def cancel(
-    redemption_id: int, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+    redemption_id: RowId, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
 ) -> RedemptionPublic:
     """Stock and points come back (points keep their expiry)."""
     out = run_once(
@@ -69,6 +70,6 @@ def cancel(
 
 
 @router.post("/v1/redemptions/{redemption_id}/fulfil", summary="Hand a reserved reward over")
-def fulfil(redemption_id: int, conn: ConnDep, _: MarketerDep) -> RedemptionPublic:
+def fulfil(redemption_id: RowId, conn: ConnDep, _: MarketerDep) -> RedemptionPublic:
     """Marks the reservation fulfilled."""
     return RedemptionPublic.model_validate(rewards.fulfil(conn, redemption_id=redemption_id))

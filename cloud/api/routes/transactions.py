@@ -13,6 +13,7 @@ from cloud.api.schemas.crm import (
     TransactionDetail,
     TransactionPublic,
 )
+from cloud.api.schemas.limits import RowId
 from cloud.crm.errors import CrmNotFoundError
 from cloud.crm.idempotency import run_once
 from cloud.crm.transactions import LineItem, record_transaction, reverse_transaction
@@ -54,7 +55,7 @@ def create_transaction(
 
 
 @router.get("/{transaction_id}", summary="A transaction with its line items")
-def get_transaction(transaction_id: int, conn: ConnDep, _: MarketerDep) -> TransactionDetail:
+def get_transaction(transaction_id: RowId, conn: ConnDep, _: MarketerDep) -> TransactionDetail:
     """The receipt as stored, with the points it earned."""
     row = repo.get_transaction(conn, transaction_id)
     if row is None:
@@ -70,7 +71,7 @@ def get_transaction(transaction_id: int, conn: ConnDep, _: MarketerDep) -> Trans
 
 @router.post("/{transaction_id}/reverse", summary="Reverse a purchase and its points")
 def reverse(
-    transaction_id: int, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+    transaction_id: RowId, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
 ) -> ReversalPublic:
     """Flags the purchase reversed and takes back the points it earned."""
     out = run_once(

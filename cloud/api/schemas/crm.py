@@ -132,8 +132,8 @@ class LineItemIn(_In):
 
     sku: str = Field(min_length=1, max_length=64, description="Product SKU.")
     category: str | None = Field(default=None, max_length=64, description="Product category.")
-    quantity: Decimal = Field(gt=0, description="Quantity.")
-    unit_price: Decimal = Field(ge=0, description="Unit price.")
+    quantity: Decimal = Field(gt=0, max_digits=12, decimal_places=3, description="Quantity.")
+    unit_price: Decimal = Field(ge=0, max_digits=14, decimal_places=2, description="Unit price.")
 
 
 class TransactionCreate(_In):
@@ -143,7 +143,9 @@ class TransactionCreate(_In):
     external_id: str = Field(min_length=1, max_length=128, description="Receipt id (dedupe).")
     occurred_at: AwareDatetime = Field(description="Time of sale.")
     currency: str = Field(description="ISO 4217 code.")
-    total_amount: Decimal = Field(description="Total; negative for returns.")
+    total_amount: Decimal = Field(
+        max_digits=14, decimal_places=2, description="Total; negative for returns."
+    )
     kind: Literal["sale", "return"] = Field(default="sale", description="Sale or return.")
     identifiers: Identifiers = Field(min_length=1, description=_IDS)
     items: list[LineItemIn] = Field(default_factory=list, description="Line items.")

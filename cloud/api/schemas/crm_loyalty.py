@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.api.schemas.limits import PG_BIGINT_MAX, PG_INT_MAX
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -15,7 +17,7 @@ class _In(BaseModel):
 class AccountCreate(_In):
     """Open a loyalty account for a customer."""
 
-    profile_id: int = Field(description="Customer profile id.")
+    profile_id: int = Field(ge=1, le=PG_BIGINT_MAX, description="Customer profile id.")
     member_number: str | None = Field(default=None, max_length=32, description="Card number.")
 
 
@@ -34,16 +36,16 @@ class AccountPublic(BaseModel):
 class PointsChange(_In):
     """Points to earn or burn."""
 
-    points: int = Field(description="Positive whole number of points.")
+    points: int = Field(le=PG_INT_MAX, description="Positive whole number of points.")
     reason: str | None = Field(default=None, max_length=200, description="Reference shown.")
 
 
 class TransferCreate(_In):
     """Move points between members."""
 
-    from_account_id: int = Field(description="Paying account.")
-    to_account_id: int = Field(description="Receiving account.")
-    points: int = Field(description="Positive whole number of points.")
+    from_account_id: int = Field(ge=1, le=PG_BIGINT_MAX, description="Paying account.")
+    to_account_id: int = Field(ge=1, le=PG_BIGINT_MAX, description="Receiving account.")
+    points: int = Field(le=PG_INT_MAX, description="Positive whole number of points.")
 
 
 class MovementPublic(BaseModel):
@@ -73,8 +75,8 @@ class RewardCreate(_In):
 
     code: str = Field(min_length=1, max_length=64, description="Unique code.")
     name: str = Field(min_length=1, max_length=200, description="Display name.")
-    cost_points: int = Field(gt=0, description="Points it costs.")
-    stock: int = Field(ge=0, description="Units available.")
+    cost_points: int = Field(gt=0, le=PG_INT_MAX, description="Points it costs.")
+    stock: int = Field(ge=0, le=PG_INT_MAX, description="Units available.")
 
 
 class RewardPublic(BaseModel):
@@ -91,7 +93,7 @@ class RewardPublic(BaseModel):
 class RedemptionCreate(_In):
     """Reserve a reward for an account."""
 
-    account_id: int = Field(description="Account paying the points.")
+    account_id: int = Field(ge=1, le=PG_BIGINT_MAX, description="Account paying the points.")
 
 
 class RedemptionPublic(BaseModel):
