@@ -28,13 +28,14 @@ def load_states(conn: Conn, model: str, customer_ids: Sequence[str]) -> list[dic
 
 
 def load_due(
-    conn: Conn, model: str, upto: float, exclude: Sequence[str] = ()
+    conn: Conn, model: str, upto: float, exclude: Sequence[str] = (), limit: int = 100_000
 ) -> list[dict[str, Any]]:
-    """States whose next_due <= upto."""
+    """States whose next_due <= upto, earliest first, at most `limit` (the rest stay due and
+    are picked up by later batches as the clock moves on)."""
     rows = conn.execute(
         "SELECT state FROM ml_customers WHERE model = %s AND next_due <= %s"
-        " AND NOT (customer_id = ANY(%s))",
-        (model, _ts(upto), list(exclude)),
+        " AND NOT (customer_id = ANY(%s)) ORDER BY next_due LIMIT %s",
+        (model, _ts(upto), list(exclude), limit),
     ).fetchall()
     return [r[0] for r in rows]
 

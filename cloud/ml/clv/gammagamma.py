@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
+from cloud.ml.clv.bgnbd import minimize_log_params
 from cloud.ml.errors import FitError
 
 Array = npt.NDArray[np.float64]
@@ -76,9 +77,7 @@ def fit(
         return float(-ll.sum() / xs.size)
 
     x0 = np.log(np.array([start[0], start[1], start[2] / scale], dtype=np.float64))
-    res = optimize.minimize(neg_ll, x0, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 3)
-    if not res.success or not np.isfinite(res.fun):
-        raise FitError(f"Gamma-Gamma fit did not converge: {res.message}")
+    res = minimize_log_params(neg_ll, x0, "Gamma-Gamma")
     p, q, g = np.exp(res.x)
     return GammaGammaParams(
         p=float(p),
