@@ -49,7 +49,10 @@ def _header(data: bytes) -> tuple[list[str], bytes]:
     except UnicodeDecodeError as exc:
         raise CrmInvalidInputError(f"the CSV is not UTF-8 text: {exc}") from exc
     first, _, rest = text.partition("\n")
-    header = [h.strip().lower() for h in next(csv.reader([first]))]
+    try:
+        header = [h.strip().lower() for h in next(csv.reader([first]))]
+    except csv.Error as exc:
+        raise CrmInvalidInputError(f"the CSV header cannot be parsed: {exc}") from exc
     unknown = [h for h in header if h not in COLUMNS]
     if unknown or not header or len(set(header)) != len(header):
         raise CrmInvalidInputError(

@@ -14,7 +14,7 @@ from cloud.core.security import Role
 from cloud.core.settings import Settings
 from tests.integration.cloud.fuzzing import app_schema, fuzz, labels, operations
 
-EXAMPLES = 10
+EXAMPLES = 20
 
 
 @pytest.fixture(scope="module")

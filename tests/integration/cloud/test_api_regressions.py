@@ -130,6 +130,17 @@ def test_csv_import_that_is_not_utf8_is_422(client: TestClient, admin: dict[str,
     assert "UTF-8" in problem["detail"]
 
 
+def test_csv_import_with_a_stray_carriage_return_is_422(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    """A lone CR inside the header used to raise csv.Error (a 500)."""
+    headers = {**admin, "Content-Type": "text/csv"}
+    res = client.post(
+        "/v1/customers/import", content=b"email\rphone\nzoe@fuzz.org\n", headers=headers
+    )
+    assert "header" in _problem(res, 422)["detail"]
+
+
 def _error_of(pg_pool: Any, sql: str) -> psycopg.Error:
     with pg_pool.connection() as conn, pytest.raises(psycopg.Error) as caught:
         conn.execute(sql)
