@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     ingest_batch_wait_ms: int = Field(
         default=100, ge=0, le=5000, description="How long ingest waits to fill a batch."
     )
+    ingest_mqtt_workers: int = Field(
+        default=2, ge=1, le=16,
+        description="MQTT batches stored at once per ingest process (one connection each).",
+    )  # fmt: skip
     ingest_max_skew_s: int = Field(
         default=300, ge=0, description="Windows ending this far in the future are rejected."
     )

@@ -1,7 +1,9 @@
 """MQTT ingest: a shared subscription ($share/<group>/...) with manual acknowledgements.
 
-paho delivers messages on its network thread into a queue; one worker thread takes batches
-from it, stores them through IngestService in one transaction, and only then sends the PUBACKs.
+paho delivers messages on its network thread into one queue per worker thread (two by default),
+chosen by device, so each device's messages are stored in the order they arrived. Each worker
+takes batches from its queue, stores a batch through IngestService in one transaction and only
+then sends that batch's PUBACKs; while one worker waits on PostgreSQL the other maps its batch.
 A process killed mid-batch never acknowledged that batch: the broker redelivers it to the same
 persistent session (stable client id) and the (device, sequence) ledger drops the copies.
 """
@@ -50,6 +52,7 @@ class MqttIngestConfig:
     batch_wait_s: float = 0.1
     session_expiry_s: int = 3600
     receive_maximum: int = 2000
+    workers: int = 2
 
 
 def parse_topic(prefix: str, topic: str) -> tuple[str, str, str] | None:
@@ -69,9 +72,13 @@ class MqttIngest:
     def __init__(self, config: MqttIngestConfig, service: IngestService) -> None:
         self.config = config
         self.service = service
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._queues: list[queue.Queue[mqtt.MQTTMessage]] = [
+            queue.Queue() for _ in range(max(1, config.workers))
+        ]
+        #: topic segment holding the device id (<prefix>/<store>/<device>/...)
+        self._device_part = len(config.topic_prefix.rstrip("/").split("/")) + 1
         self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         #: Set by the composition root to record `config/status` verdicts.
@@ -108,14 +115,19 @@ class MqttIngest:
             self.config.host, self.config.port, keepalive=30, clean_start=False, properties=props
         )
         self._client.loop_start()
-        self._worker = threading.Thread(target=self._run, name="ingest-mqtt", daemon=True)
-        self._worker.start()
+        for i, inbox in enumerate(self._queues):
+            worker = threading.Thread(
+                target=self._run, args=(inbox,), name=f"ingest-mqtt-{i}", daemon=True
+            )
+            worker.start()
+            self._workers.append(worker)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in hand, then disconnect (unacknowledged messages stay queued)."""
+        """Finish the batches in hand, then disconnect (unacknowledged messages stay queued)."""
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -155,13 +167,19 @@ class MqttIngest:
         log.warning("mqtt ingest disconnected", extra={"reason": str(rc)})
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(msg)
+        queues = self._queues
+        if len(queues) == 1:
+            queues[0].put(msg)
+            return
+        parts = msg.topic.split("/", self._device_part + 1)
+        device = parts[self._device_part] if len(parts) > self._device_part else msg.topic
+        queues[hash(device) % len(queues)].put(msg)
 
-    def _run(self) -> None:
+    def _run(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> None:
         pending: list[mqtt.MQTTMessage] = []
         while not self._stop.is_set() or pending:
             if not pending:
-                pending = self._take()
+                pending = self._take(inbox)
                 if not pending:
                     continue
             try:
@@ -175,9 +193,9 @@ class MqttIngest:
                 continue
             pending = []
 
-    def _take(self) -> list[mqtt.MQTTMessage]:
+    def _take(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
         try:
-            first = self._queue.get(timeout=0.2)
+            first = inbox.get(timeout=0.2)
         except queue.Empty:
             return []
         batch = [first]
@@ -188,9 +206,7 @@ class MqttIngest:
             left = deadline - time.monotonic()
             try:
                 wait = min(left, _QUIET_GAP_S)
-                batch.append(
-                    self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                )
+                batch.append(inbox.get(timeout=wait) if wait > 0 else inbox.get_nowait())
             except queue.Empty:
                 break
         return batch

@@ -32,6 +32,7 @@ def mqtt_config(settings: Settings, instance: str) -> MqttIngestConfig:
         ca_file=settings.mqtt_ca_file,
         batch_size=settings.ingest_batch_size,
         batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
+        workers=settings.ingest_mqtt_workers,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -84,6 +85,7 @@ class IngestService:
         self.limits = limits
         self.clock = clock
         self.stats = IngestStats()
+        self._stats_lock = threading.Lock()  # batches are stored from several threads
         self._rollup_table: bool | None = None
 
     def ingest(self, items: Sequence[Incoming]) -> list[Outcome]:
@@ -170,9 +172,19 @@ class IngestService:
         telemetry.set_live_queues(conn, batch.live_queues)
         telemetry.register_catalogue(conn, batch.catalogue, batch.cameras)
         telemetry.publish_events(conn, batch.events)
-        self.stats.rows += batch.row_count
+        with self._stats_lock:
+            self.stats.rows += batch.row_count
 
     def _count(self, outcomes: list[Outcome]) -> None:
+        with self._stats_lock:
+            self._tally(outcomes)
+        s = self.stats
+        log.info(
+            "batch stored",
+            extra={"size": len(outcomes), "accepted": s.accepted, "rejected": s.rejected},
+        )
+
+    def _tally(self, outcomes: list[Outcome]) -> None:
         s = self.stats
         s.batches += 1
         for o in outcomes:
@@ -184,10 +196,6 @@ class IngestService:
                 s.rejected += 1
                 code = o.reason.partition(":")[0]
                 s.by_reason[code] = s.by_reason.get(code, 0) + 1
-        log.info(
-            "batch stored",
-            extra={"size": len(outcomes), "accepted": s.accepted, "rejected": s.rejected},
-        )
 
 
 def _ownership(
