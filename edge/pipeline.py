@@ -7,6 +7,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from edge.detect import (
     MotionDetector,
     MotionGate,
     MotionGatedDetector,
+    Prepared,
+    StagedDetector,
     build_detector,
     default_models_dir,
 )
@@ -42,6 +45,17 @@ class PipelineStats:
     frames_skipped: int
     detector_latency_ms: float
     fps: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A frame whose detection runs on the worker thread."""
+
+    frame: Frame
+    t: float
+    future: Future[Any] | None  # None: motion gating skipped the frame
+    prepared: Prepared | None  # set for staged detectors: the worker only runs `infer`
+    spent_s: float  # main-thread detection time so far (gate excluded, prepare included)
 
 
 class CameraPipeline:
@@ -79,10 +93,12 @@ class CameraPipeline:
         self._detector_s = 0.0
         self._dt: float | None = None
         self._last_wall: float | None = None
-        # pipelined: frame n is detected on a worker thread (onnxruntime releases the GIL) while
-        # frame n-1 is tracked and analysed here; results lag one frame
+        # pipelined: the network runs on frame n on a worker thread (onnxruntime releases the
+        # GIL) while this thread decodes and tracks frame n-1 and letterboxes frame n+1;
+        # results lag one frame
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="detect") if pipelined else None
-        self._pending: tuple[Future[Detections | None], Frame, float] | None = None
+        self._staged = detector if isinstance(detector, StagedDetector) else None
+        self._pending: _Job | None = None
 
     def process(self, frame: Frame, t: float) -> list[pb.Envelope]:
         """Process one frame taken at epoch time `t`; returns envelopes of windows that closed.
@@ -91,16 +107,38 @@ class CameraPipeline:
         """
         if self._worker is None:
             return self._analyse(frame, t, self._detect(frame, t))
-        closed = self._drain()
-        self._pending = (self._worker.submit(self._detect, frame, t), frame, t)
+        job = self._submit(self._worker, frame, t)
+        closed = self._drain()  # the previous frame, while the worker runs this one
+        self._pending = job
         return closed
 
+    def _submit(self, worker: ThreadPoolExecutor, frame: Frame, t: float) -> _Job:
+        """Gate the frame and hand its detection (only `infer` when staged) to the worker."""
+        if self._gated is not None and not self._gated.should_run(frame, t):
+            self._skipped += 1
+            return _Job(frame, t, None, None, 0.0)
+        start = time.perf_counter()
+        if self._staged is None:
+            return _Job(frame, t, worker.submit(_timed, self.detector.detect, frame), None, 0.0)
+        prepared = self._staged.prepare(frame)
+        future = worker.submit(_timed, self._staged.infer, prepared)
+        return _Job(frame, t, future, prepared, time.perf_counter() - start)
+
     def _drain(self) -> list[pb.Envelope]:
-        if self._pending is None:
+        """Finish and analyse the frame on the worker, if any."""
+        job, self._pending = self._pending, None
+        if job is None:
             return []
-        future, frame, t = self._pending
-        self._pending = None
-        return self._analyse(frame, t, future.result())
+        dets: Detections | None = None
+        if job.future is not None:
+            start = time.perf_counter()
+            out, worker_s = job.future.result()
+            if job.prepared is not None and self._staged is not None:
+                out = self._staged.finish(job.prepared, out)
+            dets = out
+            self._detector_s += job.spent_s + worker_s + time.perf_counter() - start
+            self._detector_runs += 1
+        return self._analyse(job.frame, job.t, dets)
 
     def _analyse(self, frame: Frame, t: float, dets: Detections | None) -> list[pb.Envelope]:
         closed = self._close_until(t)
@@ -214,6 +252,13 @@ class CameraPipeline:
     def tracks(self) -> list[Track]:
         """Confirmed tracks visible on the last frame (for annotation)."""
         return self._last_tracks
+
+
+def _timed(fn: Any, arg: Any) -> tuple[Any, float]:
+    """`fn(arg)` and the seconds it took (run on the worker thread)."""
+    start = time.perf_counter()
+    out = fn(arg)
+    return out, time.perf_counter() - start
 
 
 def _frame_tracks(update: TrackUpdate, t: float, width: int, height: int) -> FrameTracks:

@@ -5,7 +5,7 @@ from edge.detect.factory import build_detector
 from edge.detect.gating import MotionGatedDetector
 from edge.detect.manifest import ModelManifest, default_models_dir, load_manifest, resolve_weights
 from edge.detect.motion import MotionDetector, MotionGate
-from edge.detect.types import Detections, Detector, Frame
+from edge.detect.types import Detections, Detector, Frame, Prepared, StagedDetector
 
 __all__ = [
     "DetectError",
@@ -19,6 +19,8 @@ __all__ = [
     "MotionDetector",
     "MotionGate",
     "MotionGatedDetector",
+    "Prepared",
+    "StagedDetector",
     "build_detector",
     "default_models_dir",
     "load_manifest",

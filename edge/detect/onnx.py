@@ -11,7 +11,11 @@ import numpy.typing as npt
 
 from edge.detect.errors import ModelFormatError, ModelManifestError
 from edge.detect.manifest import ModelManifest
-from edge.detect.types import Detections, FloatArray, Frame
+from edge.detect.types import Detections, FloatArray, Frame, Prepared
+
+_INV_255 = np.float32(1.0 / 255.0)
+# OpenCV's stubs type NMS inputs as Python sequences; numpy arrays are accepted and convert faster
+_DNN: Any = cv2.dnn
 
 
 def _yolox_grids(
@@ -82,9 +86,13 @@ class OnnxDetector:
         self._input_name, self._size = self._check_input(weights)
         self._output_name = self._check_output(weights, len(names))
         w, h = self._size
-        self._canvas = np.full((h, w, 3), manifest.pad_value, np.uint8)
-        self._placed = (w, h)
-        self._blob = np.empty((1, 3, h, w), np.float32)
+        # two input tensors used in turn, so one can be filled while the other is inferred
+        self._blobs = (np.empty((1, 3, h, w), np.float32), np.empty((1, 3, h, w), np.float32))
+        self._slot = 0
+        self._placed = (0, 0)
+        self._resized = np.empty((0, 0, 3), np.uint8)
+        self._channels: list[Frame] = []
+        self._planes: tuple[list[FloatArray], ...] = ([], [])
         self._grids, self._strides = _yolox_grids(w, h, manifest.strides)
         self._checked_runtime_shape = False
 
@@ -117,30 +125,63 @@ class OnnxDetector:
             )
         return str(out.name)
 
+    def _place(self, nw: int, nh: int) -> None:
+        """Fill the blobs with padding and cut the views the resized image is written into."""
+        rgb = self.manifest.input_layout == "rgb_0_1"
+        order = (2, 1, 0) if rgb else (0, 1, 2)  # blob plane c takes channel order[c]
+        for blob in self._blobs:
+            blob[:] = self.manifest.pad_value / 255.0 if rgb else self.manifest.pad_value
+        self._planes = tuple(
+            [b[0, order.index(c), :nh, :nw] for c in range(3)] for b in self._blobs
+        )
+        self._resized = np.empty((nh, nw, 3), np.uint8)
+        self._channels = [np.empty((nh, nw), np.uint8) for _ in range(3)]
+        self._placed = (nw, nh)
+
     def _letterbox(self, frame: Frame) -> tuple[float, npt.NDArray[np.float32]]:
-        """Resize into the top-left of the padded canvas and fill the reused NCHW blob."""
+        """Resize to the top left of the next reused NCHW blob; padding is written only once.
+
+        Only the image region is rewritten per frame: a reused resize buffer, one split into
+        reused channel planes and one converting copy per plane (no per-frame allocation).
+        """
         w, h = self._size
         fh, fw = frame.shape[:2]
         ratio = min(w / fw, h / fh)
         nw, nh = round(fw * ratio), round(fh * ratio)
         if (nw, nh) != self._placed:
-            self._canvas[:] = self.manifest.pad_value
-            self._placed = (nw, nh)
-        if nw == w:  # full-width rows are contiguous: resize straight into the canvas
-            cv2.resize(frame, (nw, nh), dst=self._canvas[:nh], interpolation=cv2.INTER_LINEAR)
-        else:
-            self._canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            self._place(nw, nh)
+        self._slot ^= 1
+        cv2.resize(frame, (nw, nh), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+        cv2.split(self._resized, self._channels)
+        planes = self._planes[self._slot]
         if self.manifest.input_layout == "rgb_0_1":
-            np.copyto(self._blob[0], self._canvas[:, :, ::-1].transpose(2, 0, 1))
-            self._blob *= 1.0 / 255.0
+            for plane, channel in zip(planes, self._channels, strict=True):
+                np.multiply(channel, _INV_255, out=plane)
         else:
-            np.copyto(self._blob[0], self._canvas.transpose(2, 0, 1))
-        return ratio, self._blob
+            for plane, channel in zip(planes, self._channels, strict=True):
+                np.copyto(plane, channel)
+        return ratio, self._blobs[self._slot]
 
     def detect(self, frame: Frame) -> Detections:
         """Letterbox, run the network, decode, threshold and NMS; boxes in frame pixels."""
+        prepared = self.prepare(frame)
+        return self.finish(prepared, self.infer(prepared))
+
+    def prepare(self, frame: Frame) -> Prepared:
+        """Letterbox `frame` into the next of the two input tensors."""
         ratio, blob = self._letterbox(frame)
-        raw = self.session.run([self._output_name], {self._input_name: blob})[0]
+        fh, fw = frame.shape[:2]
+        return Prepared(blob, ratio, (fw, fh))
+
+    def infer(self, prepared: Prepared) -> FloatArray:
+        """`session.run` alone (onnxruntime releases the GIL meanwhile)."""
+        raw: FloatArray = self.session.run([self._output_name], {self._input_name: prepared.blob})[
+            0
+        ]
+        return raw
+
+    def finish(self, prepared: Prepared, raw: FloatArray) -> Detections:
+        """Decode, threshold and NMS the raw output; boxes in frame pixels."""
         if not self._checked_runtime_shape:
             self._check_runtime(raw)
         boxes, scores, cls = (
@@ -150,15 +191,21 @@ class OnnxDetector:
         )
         if boxes.shape[0] == 0:
             return Detections.empty()
-        keep = cv2.dnn.NMSBoxesBatched(
-            boxes.tolist(), scores.tolist(), cls.tolist(), self.score_threshold, self.nms_threshold
-        )
-        idx = np.asarray(keep, np.int64).reshape(-1)
-        xywh = boxes[idx] / ratio
-        xyxy = np.concatenate((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), axis=1)
-        fh, fw = frame.shape[:2]
-        np.clip(xyxy, 0, [fw, fh, fw, fh], out=xyxy)
-        return Detections(xyxy.astype(np.float32), scores[idx], cls[idx])
+        # float64 boxes: OpenCV's Rect2d input converts them twice as fast as float32
+        rects = boxes.astype(np.float64)
+        if self._keep.size == 1:  # one class: plain NMS, no per-class offsets
+            keep = _DNN.NMSBoxes(rects, scores, self.score_threshold, self.nms_threshold)
+        else:
+            keep = _DNN.NMSBoxesBatched(
+                rects, scores, cls.astype(np.int32), self.score_threshold, self.nms_threshold
+            )
+        idx = np.asarray(keep, np.intp).reshape(-1)
+        xyxy = boxes[idx]
+        xyxy[:, 2:] += xyxy[:, :2]
+        xyxy *= np.float32(1.0 / prepared.ratio)
+        fw, fh = prepared.frame_size
+        np.clip(xyxy, 0, np.array([fw, fh, fw, fh], np.float32), out=xyxy)
+        return Detections(xyxy, scores[idx], cls[idx])
 
     def _check_runtime(self, raw: npt.NDArray[np.float32]) -> None:
         n = self._grids.shape[0]
@@ -173,36 +220,33 @@ class OnnxDetector:
         self._checked_runtime_shape = True
 
     def _select(
-        self, cls_scores: FloatArray, xywh_fn: Any
+        self, cls_scores: FloatArray, cxcywh: FloatArray
     ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+        """Best class per candidate row, thresholded; boxes as xywh (top-left, size)."""
         best = cls_scores.argmax(axis=1)
         score = cls_scores[np.arange(cls_scores.shape[0]), best]
         mask = score >= self.score_threshold
-        rows = np.nonzero(mask)[0]
-        cxcywh = xywh_fn(rows)
-        xywh = np.concatenate((cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, 2:]), axis=1)
+        box = cxcywh[mask]
+        xywh = np.concatenate((box[:, :2] - box[:, 2:] / 2, box[:, 2:]), axis=1)
         return xywh.astype(np.float32), score[mask].astype(np.float32), self._keep[best[mask]]
 
     def _decode_yolox(
         self, out: FloatArray
     ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
-        cls_scores = out[:, 4:5] * out[:, 5 + self._keep]
-
-        def xywh(rows: npt.NDArray[np.intp]) -> FloatArray:
-            sel = out[rows]
-            st = self._strides[rows]
-            return np.concatenate(
-                ((sel[:, :2] + self._grids[rows]) * st, np.exp(sel[:, 2:4]) * st), axis=1
-            )
-
-        return self._select(cls_scores, xywh)
+        # score = objectness x class probability, and probabilities are <= 1: cells whose
+        # objectness is below the threshold cannot pass it, so only the rest are decoded
+        rows = np.flatnonzero(out[:, 4] >= self.score_threshold)
+        sel = out[rows]
+        cls_scores = sel[:, 4:5] * sel[:, 5 + self._keep]
+        st = self._strides[rows]
+        cxcywh = np.concatenate(
+            ((sel[:, :2] + self._grids[rows]) * st, np.exp(sel[:, 2:4]) * st), axis=1
+        )
+        return self._select(cls_scores, cxcywh)
 
     def _decode_yolov8(
         self, out: FloatArray
     ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
         cls_scores = out[4 + self._keep, :].T
-
-        def xywh(rows: npt.NDArray[np.intp]) -> FloatArray:
-            return np.ascontiguousarray(out[:4, rows].T)
-
-        return self._select(cls_scores, xywh)
+        rows = np.flatnonzero(cls_scores.max(axis=1) >= self.score_threshold)
+        return self._select(cls_scores[rows], out[:4, rows].T)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -66,4 +66,35 @@ class Detector(Protocol):
 
     def detect(self, frame: Frame) -> Detections:
         """Detections on one frame, in the frame's pixel coordinates."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A frame made ready for the network: the input tensor and how to map boxes back."""
+
+    blob: FloatArray
+    ratio: float
+    frame_size: tuple[int, int]  # (width, height) of the source frame
+
+
+@runtime_checkable
+class StagedDetector(Detector, Protocol):
+    """A detector split in stages, so a pipeline can run `infer` on another thread.
+
+    `infer` only runs the network (releasing the GIL); `prepare` and `finish` are the
+    Python-side work before and after. `detect(f)` equals `finish(p, infer(p := prepare(f)))`.
+    A prepared input stays valid until two later `prepare` calls (double buffering).
+    """
+
+    def prepare(self, frame: Frame) -> Prepared:
+        """Letterbox `frame` into the network's input."""
+        ...
+
+    def infer(self, prepared: Prepared) -> FloatArray:
+        """Run the network on a prepared input; returns its raw output."""
+        ...
+
+    def finish(self, prepared: Prepared, raw: FloatArray) -> Detections:
+        """Decode, threshold and NMS the raw output; boxes in frame pixels."""
         ...

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from edge.aggregate import WindowClock
 from edge.config import CameraConfig, DetectorConfig
-from edge.detect import Detections
+from edge.detect import Detections, Prepared
 from edge.pipeline import CameraPipeline
 from protos.mallpulse.v1 import telemetry_pb2 as pb
 from tests.unit.edge.vision import edge_config
@@ -150,6 +152,60 @@ def test_pipelined_mode_gives_the_same_envelopes() -> None:
     assert results[0] == results[1]
     lines = [x for env in results[1] for x in _parse(env).window.lines]
     assert (sum(x.in_count for x in lines), sum(x.out_count for x in lines)) == (6, 2)
+
+
+class _StagedReplay:
+    """A staged detector replaying given detections; records the threads `infer` ran on."""
+
+    def __init__(self, frames: list[Detections]) -> None:
+        self.frames = frames
+        self.i = 0
+        self.infer_threads: set[str] = set()
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        prepared = self.prepare(frame)
+        return self.finish(prepared, self.infer(prepared))
+
+    def prepare(self, frame: np.ndarray) -> Prepared:
+        self.i += 1
+        return Prepared(np.full((1, 1, 1, 1), self.i - 1, np.float32), 1.0, (1, 1))
+
+    def infer(self, prepared: Prepared) -> np.ndarray:
+        self.infer_threads.add(threading.current_thread().name)
+        return prepared.blob.copy()
+
+    def finish(self, prepared: Prepared, raw: np.ndarray) -> Detections:
+        return self.frames[int(raw.reshape(-1)[0])]
+
+
+def test_pipelined_staged_detector_with_gating_gives_the_same_envelopes() -> None:
+    from edge.synthetic import line_scenario, noisy_detections
+
+    scenario = line_scenario()
+    rng = np.random.default_rng(2)
+    times = scenario.scene.times.tolist()
+    dets = [noisy_detections(scenario.scene.boxes(t), rng) for t in times]
+    moving = np.zeros((scenario.scene.height, scenario.scene.width, 3), np.uint8)
+    frames = [moving if i % 4 else moving + (i % 8) * 30 for i in range(len(times))]
+    cfg = edge_config(
+        scenario.camera,
+        window={"length_s": 5},
+        detector={"kind": "motion", "motion_gating": {"enabled": True, "max_skip_s": 0.3}},
+    )
+    results, threads = [], []
+    for pipelined in (False, True):
+        det = _StagedReplay(dets)
+        p = CameraPipeline(cfg, "lines", det, pipelined=pipelined)
+        envs = [e for f, t in zip(frames, times, strict=True) for e in p.process(f, T0 + t)]
+        envs += p.flush(T0 + times[-1] + 0.5)
+        p.close()
+        results.append(([e.SerializeToString() for e in envs], p.stats.frames_skipped))
+        threads.append(det.infer_threads)
+        assert p.stats.frames_processed == len(times)
+    assert results[0] == results[1]
+    assert 0 < results[1][1] < len(times)  # gating skipped some frames, in both modes alike
+    assert threads[0] == {threading.current_thread().name}
+    assert len(threads[1]) == 1 and threads[1] != threads[0]  # the network ran on the worker
 
 
 def _parse(raw: bytes) -> pb.Envelope:

@@ -95,3 +95,58 @@ def test_letterbox_layouts(tmp_path: Path) -> None:
     rgb = OnnxDetector(_manifest("yolov8").model_copy(update={"input_layout": "rgb_0_1"}), model)
     _, blob = rgb._letterbox(frame)
     assert blob[0, 2, 0, 0] == pytest.approx(200 / 255) and blob[0, 0, 0, 0] == 0
+
+
+def _yolox_detector(tmp_path: Path, rows: dict[int, list[float]]) -> OnnxDetector:
+    cells = 8 * 8 + 4 * 4 + 2 * 2  # strides 8, 16, 32 at 64x64
+    out = np.zeros((1, cells, 5 + len(LABELS)), np.float32)
+    for row, values in rows.items():
+        out[0, row] = values
+    model = constant_output_model(tmp_path / "x.onnx", out)
+    return OnnxDetector(_manifest("yolox"), model, score_threshold=0.3, threads=1)
+
+
+def test_yolox_cells_below_the_threshold_by_objectness_or_product_are_dropped(
+    tmp_path: Path,
+) -> None:
+    det = _yolox_detector(
+        tmp_path,
+        {
+            0: [0.5, 0.5, 0.0, 0.0, 0.25, 1.0, 0.0],  # objectness below 0.3: never a candidate
+            10: [0.5, 0.5, 0.0, 0.0, 0.35, 0.9, 0.0],  # 0.315: kept
+            20: [0.5, 0.5, 0.0, 0.0, 0.9, 0.3, 0.0],  # 0.27: below after the product
+        },
+    )
+    found = det.detect(np.zeros((64, 64, 3), np.uint8))
+    assert found.scores.tolist() == [pytest.approx(0.315)]
+    # row 10: stride 8, grid x=2, y=1 -> centre (20, 12), size 8x8
+    np.testing.assert_allclose(found.xyxy, [[16, 8, 24, 16]], atol=1e-4)
+
+
+def test_staged_calls_equal_detect_and_inputs_are_double_buffered(tmp_path: Path) -> None:
+    det = _yolox_detector(tmp_path, {70: [0.5, 0.5, 0.0, 0.0, 0.9, 0.8, 0.0]})
+    frames = [np.full((32, 64, 3), v, np.uint8) for v in (10, 20, 30)]
+    whole = det.detect(frames[0])
+    assert len(whole) == 1
+    first = det.prepare(frames[0])
+    second = det.prepare(frames[1])  # fills the other tensor: `first` is still frame 0
+    assert first.blob is not second.blob
+    assert first.blob[0, 0, 0, 0] == 10 and second.blob[0, 0, 0, 0] == 20
+    assert first.ratio == 1.0 and first.frame_size == (64, 32)
+    staged = det.finish(first, det.infer(first))
+    np.testing.assert_array_equal(staged.xyxy, whole.xyxy)
+    np.testing.assert_array_equal(staged.scores, whole.scores)
+    third = det.prepare(frames[2])  # the two tensors are used in turn
+    assert third.blob is first.blob and first.blob[0, 0, 0, 0] == 30
+
+
+def test_letterbox_padding_follows_a_change_of_frame_shape(tmp_path: Path) -> None:
+    model = constant_output_model(tmp_path / "m.onnx", np.zeros((1, 6, 4), np.float32))
+    det = OnnxDetector(_manifest("yolov8"), model)
+    wide, tall = np.full((32, 64, 3), 7, np.uint8), np.full((64, 32, 3), 9, np.uint8)
+    for frame in (wide, wide, tall, tall):  # both tensors, each shape
+        _, blob = det._letterbox(frame)
+    for _ in range(2):
+        _, blob = det._letterbox(tall)
+        assert (blob[0, :, :, :32] == 9).all()
+        assert (blob[0, :, :, 32:] == 114).all()  # where the wide frame had been
