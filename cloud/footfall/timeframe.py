@@ -9,6 +9,9 @@ from cloud.core.errors import InvalidInputError
 
 STEP = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1)}
 MAX_POINTS = 3000
+#: Ranges must lie in these years, so "last week" and local-time arithmetic stay representable.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def local(ts: datetime, tz: ZoneInfo) -> datetime:
@@ -51,12 +54,18 @@ def bucket_starts(start: datetime, end: datetime, bucket: str, tz: ZoneInfo) -> 
     return out
 
 
+def _supported(ts: datetime) -> datetime:
+    if not EARLIEST <= ts <= LATEST:
+        raise InvalidInputError(f"times must lie between {EARLIEST:%Y} and {LATEST:%Y}")
+    return ts
+
+
 def resolve_range(
     start: datetime | None, end: datetime | None, tz: ZoneInfo, now: datetime
 ) -> tuple[datetime, datetime]:
     """[start, end) with defaults: from local midnight today until now."""
-    end_ts = local(end, tz) if end is not None else now
-    start_ts = local(start, tz) if start is not None else start_of_day(end_ts, tz)
+    end_ts = _supported(local(end, tz) if end is not None else now)
+    start_ts = _supported(local(start, tz) if start is not None else start_of_day(end_ts, tz))
     if start_ts >= end_ts:
         raise InvalidInputError("`from` must be before `to`")
     if end_ts - start_ts > timedelta(days=800):

@@ -141,6 +141,28 @@ def test_csv_import_with_a_stray_carriage_return_is_422(
     assert "header" in _problem(res, 422)["detail"]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/stores/{store}/footfall?from=0001-01-01T00:00:00&to=0001-01-02T00:00:00",
+        "/v1/stores/{store}/footfall?from=0001-01-01T00:00:00%2B14:00&to=0001-01-02T00:00:00",
+        "/v1/stores/{store}/engagement?to=0001-01-01T00:00:00%2B14:00",
+        "/v1/chain/footfall?from=0001-01-01T00:00:00%2B14:00&to=0001-01-02T00:00:00Z",
+        "/v1/chain/footfall?from=9999-12-31T00:00:00-14:00&to=9999-12-31T23:59:59-14:00",
+    ],
+)
+def test_footfall_ranges_at_the_ends_of_the_calendar_are_422(
+    client: TestClient, admin: dict[str, str], url: str
+) -> None:
+    """Ranges near year 1 used to overflow (OverflowError: date value out of range, a 500) when
+    the service looked one week back; ranges are now bounded to supported years."""
+    store = f"rg-{uuid.uuid4().hex[:8]}"
+    made = client.post("/v1/stores", json={"id": store, "name": "Regression"}, headers=admin)
+    assert made.status_code == 201, made.text
+    problem = _problem(client.get(url.format(store=store), headers=admin), 422)
+    assert "between" in problem["detail"]
+
+
 def _error_of(pg_pool: Any, sql: str) -> psycopg.Error:
     with pg_pool.connection() as conn, pytest.raises(psycopg.Error) as caught:
         conn.execute(sql)
