@@ -23,6 +23,7 @@ from cloud.db.repositories import footfall as repo
 from cloud.db.repositories.telemetry import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
+_MAX_ID_DIGITS = 18  # a Last-Event-ID longer than this is no bigint id: start from now
 _POLL_S = 5.0  # also look without a notification this often (a missed wake-up costs <= 5 s)
 
 
@@ -30,8 +31,9 @@ def _start(pool: ConnectionPool, store_id: str, last_event_id: str | None) -> in
     with pool.connection() as conn:
         if repo.store_timezone(conn, store_id) is None:
             raise NotFoundError(f"store '{store_id}' does not exist")
-        if last_event_id is not None and last_event_id.strip().isdigit():
-            return int(last_event_id)
+        resume = (last_event_id or "").strip()
+        if resume.isascii() and resume.isdigit() and len(resume) <= _MAX_ID_DIGITS:
+            return int(resume)
         return repo.last_event_id(conn, store_id)
 
 

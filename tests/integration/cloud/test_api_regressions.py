@@ -163,6 +163,22 @@ def test_footfall_ranges_at_the_ends_of_the_calendar_are_422(
     assert "between" in problem["detail"]
 
 
+def test_stream_resume_id_that_is_no_number_starts_from_now(
+    client: TestClient, admin: dict[str, str], pg_pool: Any
+) -> None:
+    """A Last-Event-ID of '²' (a digit to str.isdigit, not to int) used to raise ValueError before
+    the stream opened (a 500); ids that are no bigint now resume from the latest event."""
+    from cloud.footfall.stream import _start
+
+    store = f"rg-{uuid.uuid4().hex[:8]}"
+    made = client.post("/v1/stores", json={"id": store, "name": "Regression"}, headers=admin)
+    assert made.status_code == 201, made.text
+    latest = _start(pg_pool, store, None)
+    for bad in ("\u00b2", "\u0661", "9" * 30, "-1", ""):
+        assert _start(pg_pool, store, bad) == latest
+    assert _start(pg_pool, store, " 42 ") == 42
+
+
 def _error_of(pg_pool: Any, sql: str) -> psycopg.Error:
     with pg_pool.connection() as conn, pytest.raises(psycopg.Error) as caught:
         conn.execute(sql)
