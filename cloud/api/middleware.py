@@ -25,7 +25,11 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming[:64] if incoming and incoming.isprintable() else uuid.uuid4().hex
+        rid = (
+            incoming[:64]
+            if incoming.isascii() and incoming.isprintable() and incoming
+            else uuid.uuid4().hex
+        )
         token = request_id_var.set(rid)
         start = time.perf_counter()
         status = 0

@@ -179,6 +179,16 @@ def test_stream_resume_id_that_is_no_number_starts_from_now(
     assert _start(pg_pool, store, " 42 ") == 42
 
 
+def test_non_ascii_request_id_is_replaced(client: TestClient) -> None:
+    """An X-Request-ID of non-ASCII bytes used to be echoed back as a header no HTTP client can
+    read; only printable ASCII ids are echoed now, others get a fresh id."""
+    res = client.get("/healthz", headers={"X-Request-ID": b"\xff" * 10})
+    assert res.status_code == 200
+    assert res.headers["x-request-id"].isascii() and len(res.headers["x-request-id"]) == 32
+    echoed = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+
+
 def _error_of(pg_pool: Any, sql: str) -> psycopg.Error:
     with pg_pool.connection() as conn, pytest.raises(psycopg.Error) as caught:
         conn.execute(sql)
