@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -62,6 +62,27 @@ class IngestStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
+class _Recent:
+    """Keys this process stored less than `ttl_s` ago, so a batch can skip rewriting them."""
+
+    def __init__(self, ttl_s: float, limit: int = 100_000) -> None:
+        self.ttl_s = ttl_s
+        self.limit = limit
+        self._at: dict[Hashable, float] = {}
+
+    def stale(self, keys: Iterable[Hashable]) -> list[Any]:
+        """The keys not stored within the TTL."""
+        now, at, ttl = time.monotonic(), self._at, self.ttl_s
+        return [k for k in keys if now - at.get(k, -ttl) >= ttl]
+
+    def mark(self, keys: Iterable[Hashable]) -> None:
+        """Remember `keys` as stored now (call only after the commit)."""
+        if len(self._at) > self.limit:
+            self._at.clear()
+        now = time.monotonic()
+        self._at.update((k, now) for k in keys)
+
+
 def limits_from(settings: Settings) -> Limits:
     """Acceptance limits from the settings."""
     return Limits(
@@ -86,6 +107,10 @@ class IngestService:
         self.clock = clock
         self.stats = IngestStats()
         self._stats_lock = threading.Lock()  # batches are stored from several threads
+        #: catalogue rows (lines, zones, cameras) and device "last seen" recently written:
+        #: re-registered at most once a minute, touched at most every 5 s per process
+        self._catalogued = _Recent(60.0)
+        self._touched = _Recent(5.0)
         self._rollup_table: bool | None = None
 
     def ingest(self, items: Sequence[Incoming]) -> list[Outcome]:
@@ -148,13 +173,18 @@ class IngestService:
                 fresh = telemetry.claim_envelopes(conn, list(ledger.values()))
                 outcomes, batch = _classify(verdicts, fresh, ledger)
                 self._write(conn, batch)
+                catalogued = self._register(conn, batch)
                 dead = [_dead_row(i, v) for i, v in zip(items, verdicts, strict=True)]
                 deadletter.add_dead_letters(conn, [row for row in dead if row is not None])
+            self._catalogued.mark(catalogued)
             # Committed. "Last seen" is best effort and kept out of the batch transaction, so
             # concurrent ingest processes do not queue behind each other's device-row locks.
-            seen = {o.device_id for o in outcomes if o.status is not Status.REJECTED}
+            seen = self._touched.stale(
+                {o.device_id for o in outcomes if o.status is not Status.REJECTED}
+            )
             try:
                 telemetry.touch_devices(conn, seen)
+                self._touched.mark(seen)
             except psycopg.Error:
                 log.warning("could not update last_seen_at", exc_info=True)
         return [
@@ -170,10 +200,17 @@ class IngestService:
         telemetry.add_daily(conn, batch.lines)
         telemetry.set_live_zones(conn, batch.live_zones)
         telemetry.set_live_queues(conn, batch.live_queues)
-        telemetry.register_catalogue(conn, batch.catalogue, batch.cameras)
         telemetry.publish_events(conn, batch.events)
         with self._stats_lock:
             self.stats.rows += batch.row_count
+
+    def _register(self, conn: psycopg.Connection[Any], batch: Batch) -> list[tuple[str, ...]]:
+        """Add lines, zones and cameras not registered lately; returns their keys (to remember
+        once the transaction commits)."""
+        items = self._catalogued.stale(("item", *k) for k in batch.catalogue)
+        cameras = self._catalogued.stale(("camera", *k) for k in batch.cameras)
+        telemetry.register_catalogue(conn, {k[1:] for k in items}, {k[1:] for k in cameras})
+        return items + cameras
 
     def _count(self, outcomes: list[Outcome]) -> None:
         with self._stats_lock:
