@@ -9,7 +9,7 @@ In one run, on a private database and a private Mosquitto:
   4. for diagnosis, IngestService alone (same envelopes, batches of 500, no broker or paho).
 Prints rows/s of each and the ratios ingest/COPY (aim >= 0.5) and two/one (aim ~2x).
 
-    python bench/bench_ingest.py [--n 20000] [--devices 200]
+    python bench/bench_ingest.py [--n 20000] [--devices 200] [--workers 2]
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def publish(port: int, msgs: list[tuple[str, bytes]], window: int = 500) -> None
     pub.disconnect()
 
 
-def run_ingest(url: str, port: int, msgs: list[tuple[str, bytes]], processes: int) -> float:
+def run_ingest(
+    url: str, port: int, msgs: list[tuple[str, bytes]], processes: int, workers: int = 2
+) -> float:
     """Seconds for `processes` ingest processes to drain `msgs` from the broker into committed
     rows. The messages are published while the ledger table is locked (the processes receive
     them and wait), so the publisher's CPU is not part of the figure; the clock starts when the
@@ -74,7 +76,9 @@ def run_ingest(url: str, port: int, msgs: list[tuple[str, bytes]], processes: in
     group = f"g{uuid.uuid4().hex[:6]}"
     with psycopg.connect(url) as gate:
         gate.execute("LOCK TABLE envelopes IN ACCESS EXCLUSIVE MODE")
-        procs = [spawn_ingest(url, port, f"bench-{group}-{i}", group) for i in range(processes)]
+        env = {"MALLPULSE_INGEST_MQTT_WORKERS": str(workers)}
+        procs = [spawn_ingest(url, port, f"bench-{group}-{i}", group, **env)
+                 for i in range(processes)]  # fmt: skip
         try:
             publishers = [threading.Thread(target=publish, args=(port, msgs[i::2])) for i in (0, 1)]
             for t in publishers:
@@ -124,6 +128,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="envelopes per run")
     ap.add_argument("--devices", type=int, default=200, help="simulated devices (4 per store)")
+    ap.add_argument("--workers", type=int, default=2, help="MQTT worker threads per process")
     args = ap.parse_args()
     with bench_database() as url, private_mosquitto() as port:
         devices = fleet(url, max(1, args.devices // 4), 4)
@@ -137,11 +142,11 @@ def main() -> None:
         truncate(url)
         print(f"IngestService only {rows / svc_s:>10,.0f} rows/s  ({svc_s:.2f} s, batches of 500,"
               " no MQTT)")  # fmt: skip
-        one_s = run_ingest(url, port, msgs, 1)
+        one_s = run_ingest(url, port, msgs, 1, args.workers)
         print(f"1 ingest process   {rows / one_s:>10,.0f} rows/s  ({one_s:.2f} s)"
               f"  {args.n / one_s:,.0f} env/s")  # fmt: skip
         truncate(url)
-        two_s = run_ingest(url, port, msgs, 2)
+        two_s = run_ingest(url, port, msgs, 2, args.workers)
         print(f"2 ingest processes {rows / two_s:>10,.0f} rows/s  ({two_s:.2f} s)"
               f"  {args.n / two_s:,.0f} env/s")  # fmt: skip
         print(f"ratio service only / COPY {copy_s / svc_s:.2f}")

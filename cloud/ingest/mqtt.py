@@ -228,13 +228,16 @@ class MqttIngest:
     def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
         envelopes: list[Incoming] = []
         statuses: list[Incoming] = []
-        verdicts = [m for m in messages if m.topic.endswith("/config/status")]
+        verdicts: list[mqtt.MQTTMessage] = []
+        prefix = self.config.topic_prefix
         for msg in messages:
-            if msg.topic.endswith("/config/status"):
+            topic = msg.topic  # decoded from bytes on every access
+            if topic.endswith("/config/status"):
+                verdicts.append(msg)
                 continue
-            parts = parse_topic(self.config.topic_prefix, msg.topic)
+            parts = parse_topic(prefix, topic)
             store, device, kind = parts if parts else (None, None, None)
-            item = Incoming(bytes(msg.payload), "mqtt", msg.mid, msg.topic, store, device, kind)
+            item = Incoming(bytes(msg.payload), "mqtt", msg.mid, topic, store, device, kind)
             if kind == "status":
                 if msg.payload:  # an empty retained message only clears the topic
                     statuses.append(item)
