@@ -182,7 +182,7 @@ def test_stream_resume_id_that_is_no_number_starts_from_now(
 def test_non_ascii_request_id_is_replaced(client: TestClient) -> None:
     """An X-Request-ID of non-ASCII bytes used to be echoed back as a header no HTTP client can
     read; only printable ASCII ids are echoed now, others get a fresh id."""
-    res = client.get("/healthz", headers={"X-Request-ID": b"\xff" * 10})
+    res = client.get("/healthz", headers={b"X-Request-ID": b"\xff" * 10})
     assert res.status_code == 200
     assert res.headers["x-request-id"].isascii() and len(res.headers["x-request-id"]) == 32
     echoed = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
