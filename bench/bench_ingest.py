@@ -2,7 +2,8 @@
 
 In one run, on a private database and a private Mosquitto:
   1. baseline: the same time-series rows COPYed straight into the same tables (one connection,
-     one transaction per 500 envelopes' rows) - the ceiling for any ingest path;
+     one transaction per 500 envelopes' rows) - the ceiling for any ingest path; taken again
+     just before each of the runs below, and each ratio uses the baseline next to it;
   2. one ingest process: N realistic window envelopes (13 rows each) published at QoS 1 as fast
      as one client can; timed from the first publish until the N-th envelope is committed;
   3. two ingest processes sharing the subscription ($share/...), same N, same timing;
@@ -55,7 +56,7 @@ def publish(port: int, msgs: list[tuple[str, bytes]], window: int = 500) -> None
     pub.max_inflight_messages_set(window)
     pub.connect("127.0.0.1", port)
     pub.loop_start()
-    infos = []
+    infos: list[mqtt.MQTTMessageInfo] = []
     for i, (topic, payload) in enumerate(msgs):
         if i >= window:
             infos[i - window].wait_for_publish(60)
@@ -135,22 +136,33 @@ def main() -> None:
         msgs, batch = payloads(devices, args.n)
         rows = batch.row_count
         print(f"{args.n} envelopes, {rows} time-series rows ({rows / args.n:.1f} per envelope)")
-        copy_s = copy_baseline(url, batch, per_tx=500 * rows // args.n)
-        truncate(url)
-        print(f"COPY baseline      {rows / copy_s:>10,.0f} rows/s  ({copy_s:.2f} s)")
+        per_tx = 500 * rows // args.n
+
+        def copy_now(label: str) -> float:
+            """A COPY baseline taken just before the run it is compared with (the shared
+            machine's load drifts within seconds, so one early baseline would skew ratios)."""
+            seconds = copy_baseline(url, batch, per_tx)
+            truncate(url)
+            print(f"COPY baseline      {rows / seconds:>10,.0f} rows/s  ({seconds:.2f} s, {label})")
+            return seconds
+
+        copy_svc = copy_now("before the service run")
         svc_s = run_service(url, msgs, 500)
         truncate(url)
         print(f"IngestService only {rows / svc_s:>10,.0f} rows/s  ({svc_s:.2f} s, batches of 500,"
               " no MQTT)")  # fmt: skip
+        copy_one = copy_now("before the 1-process run")
         one_s = run_ingest(url, port, msgs, 1, args.workers)
         print(f"1 ingest process   {rows / one_s:>10,.0f} rows/s  ({one_s:.2f} s)"
-              f"  {args.n / one_s:,.0f} env/s")  # fmt: skip
+              f"  {args.n / one_s:,.0f} env/s, {args.workers} worker(s)")  # fmt: skip
         truncate(url)
+        copy_two = copy_now("before the 2-process run")
         two_s = run_ingest(url, port, msgs, 2, args.workers)
         print(f"2 ingest processes {rows / two_s:>10,.0f} rows/s  ({two_s:.2f} s)"
               f"  {args.n / two_s:,.0f} env/s")  # fmt: skip
-        print(f"ratio service only / COPY {copy_s / svc_s:.2f}")
-        print(f"ratio 1 process / COPY   {copy_s / one_s:.2f}  (aim >= 0.5)")
+        print(f"ratio service only / COPY {copy_svc / svc_s:.2f}")
+        print(f"ratio 1 process / COPY   {copy_one / one_s:.2f}  (aim >= 0.5)")
+        print(f"ratio 2 processes / COPY {copy_two / two_s:.2f}")
         print(f"ratio 2 / 1 processes    {one_s / two_s:.2f}  (aim ~2 with spare cores)")
 
 
