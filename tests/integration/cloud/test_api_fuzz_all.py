@@ -95,7 +95,13 @@ def test_admin_on_real_rows_gets_no_server_errors(
 ) -> None:
     """As admin on existing rows, fuzzed bodies and queries reach the services and the database."""
     headers = token_for(Role.ADMIN)
-    fuzz(operations(api_schema), headers, max_examples=EXAMPLES, path_values=seeded)
+    fuzz(
+        operations(api_schema),
+        headers,
+        max_examples=EXAMPLES,
+        conformance=True,
+        path_values=seeded,
+    )
 
 
 def test_store_manager_gets_no_server_errors(
