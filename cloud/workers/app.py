@@ -28,6 +28,7 @@ if _BROKER.startswith("filesystem://"):
         "data_folder_in": f"{_fs}/queue",
         "data_folder_out": f"{_fs}/queue",
         "processed_folder": f"{_fs}/processed",
+        "control_folder": f"{_fs}/control",
         "store_processed": False,
     }
 celery_app.conf.update(

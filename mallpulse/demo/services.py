@@ -156,6 +156,7 @@ def resolve_services(
     celery_dir = data_dir / "celery"
     (celery_dir / "queue").mkdir(parents=True, exist_ok=True)
     (celery_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (celery_dir / "control").mkdir(parents=True, exist_ok=True)
     services = DemoServices(
         database_url=database_url or "",
         mqtt_host=host,
