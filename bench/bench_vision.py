@@ -246,10 +246,20 @@ def memory_run(threads: int, minutes: float) -> list[float]:
     return rss
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (ru_maxrss keeps the forking parent's peak on Linux)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_main(threads: int, minutes: float) -> None:
     """The memory run alone (in its own process, so bench data does not count)."""
     rss = memory_run(threads, minutes)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     print(
         f"memory: rss minute 1 {rss[0]:.1f} MB, minute {len(rss)} {rss[-1]:.1f} MB, "
         f"growth {rss[-1] - rss[0]:+.1f} MB, peak rss {peak:.1f} MB"
