@@ -236,7 +236,9 @@ def default_pipeline_factory(base_dir: Path) -> PipelineFactory:
     module = _vision_module("edge.pipeline")
 
     def make(config: EdgeConfig, camera: CameraConfig) -> CameraPipeline:
-        pipeline: CameraPipeline = module.build_pipeline(config, camera.id, base_dir=base_dir)
+        pipeline: CameraPipeline = module.build_pipeline(
+            config, camera.id, base_dir=base_dir, pipelined=config.detector.pipelined
+        )
         return pipeline
 
     return make

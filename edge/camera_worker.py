@@ -144,6 +144,9 @@ class CameraWorker:
             self._emit(self.pipeline.flush(self._clock()))
         except Exception:  # log it; the other cameras still flush
             log.exception("flushing the open window failed", extra={"camera_id": self.camera.id})
+        close = getattr(self.pipeline, "close", None)  # a pipelined pipeline owns a thread
+        if close is not None:
+            close()
 
     def _stream_once(self) -> None:
         source = self._source_factory(self.camera)

@@ -53,6 +53,12 @@ class DetectorConfig(StrictModel):
     motion_gating: MotionGatingConfig = Field(
         default_factory=MotionGatingConfig, description="Motion gating of the detector."
     )
+    pipelined: bool = Field(
+        default=True,
+        description="In the daemon, run the network on frame n in a worker thread while frame "
+        "n-1 is decoded, tracked and analysed (faster on 2+ cores; analytics lag one frame). "
+        "Replays always run unpipelined so their annotations match the frame.",
+    )
 
     @model_validator(mode="after")
     def _manifest_needed(self) -> DetectorConfig:

@@ -68,6 +68,7 @@ class Pipeline:
         self.camera = camera
         self.frames = 0
         self.updates: list[CameraConfig] = []
+        self.flushed = self.closed = False
         self.stats = {"frames_skipped": 5, "detector_latency_ms": 4.5}
 
     def _env(self, tag: str) -> telemetry_pb2.Envelope:
@@ -80,7 +81,12 @@ class Pipeline:
         return [self._env("w")] if self.frames % 10 == 0 else []
 
     def flush(self, t: float) -> list[telemetry_pb2.Envelope]:
+        self.flushed = True
         return [self._env("flush")]
+
+    def close(self) -> None:
+        assert self.flushed, "close before flush would drop the frame in flight"
+        self.closed = True
 
     def update_camera(self, camera: CameraConfig) -> None:
         self.updates.append(camera)
@@ -128,6 +134,8 @@ def test_cameras_run_independently_and_shutdown_flushes(tmp_path: Path) -> None:
     assert [e.sequence for e in envs] == list(range(1, len(envs) + 1))
     flushed = sorted(e.camera_id for e in envs if e.window.lines[0].line_id == "flush")
     assert flushed == ["bad", "good"]  # every camera closes its open window
+    # and then releases its pipeline (a pipelined one owns a detection thread)
+    assert all(w.pipeline.closed for w in agent.workers)
 
 
 def test_remote_geometry_reaches_the_camera_thread(tmp_path: Path) -> None:
