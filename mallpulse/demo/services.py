@@ -8,6 +8,7 @@ a free port. Celery: the kombu filesystem transport, which needs no server at al
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import socket
@@ -74,7 +75,13 @@ class DemoServices:
         while self._owned:
             owned = self._owned.pop()
             with contextlib.suppress(Exception):
-                owned.stop() if hasattr(owned, "stop") else owned.cleanup()
+                if hasattr(owned, "stop"):
+                    owned.stop()
+                    continue
+                owned.cleanup()
+                # pgserver keeps its own exit hook even after cleanup() in 'stop' mode; it
+                # would only log into streams that may be closed by then.
+                atexit.unregister(owned._cleanup)
 
 
 def _local_postgres() -> str | None:
