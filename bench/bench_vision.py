@@ -266,7 +266,9 @@ def memory_main(threads: int, minutes: float) -> None:
     )
 
 
-def throughput(det: OnnxDetector, frames: list[np.ndarray], threads: int, rounds: int) -> None:
+def throughput(
+    det: OnnxDetector, frames: list[np.ndarray], threads: int, rounds: int
+) -> dict[str, dict[str, float]]:
     """(a), (a'), (b), (b pipelined) and (c) on concourse.avi, with their ratios."""
     n = len(frames)
     blobs = [det._letterbox(f)[1].copy() for f in frames]
@@ -299,6 +301,31 @@ def throughput(det: OnnxDetector, frames: list[np.ndarray], threads: int, rounds
             f"b_pipelined/c {f[bp] / f[c]:.3f}"
         )
     print(f"counts: ours {pipe.last}, trackers+LineZone in/out {sup.last}")  # type: ignore[attr-defined]
+    return res
+
+
+def plot(res: dict[str, dict[str, float]], path: Path) -> None:
+    """Grouped bars of round and median fps per variant, with (b)/(a) in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(res)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for i, metric in enumerate(("round_fps", "median_fps")):
+        vals = [res[n][metric] for n in names]
+        bars = ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, label=metric.replace("_", " "))
+        ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks(x, [n.replace("_", "\n", 1) for n in names], fontsize=8)
+    ax.set_ylabel("frames per second")
+    ratio = res["b_pipeline_pipelined"]["round_fps"] / res["a_bare_session"]["round_fps"]
+    ax.set_title(f"concourse.avi, YOLOX-Nano 416, 2-core VM: (b pipelined)/(a) = {ratio:.2f}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 def stages(det: OnnxDetector, frames: list[np.ndarray], threads: int) -> None:
@@ -370,6 +397,7 @@ def main() -> None:
     ap.add_argument("--memory-minutes", type=int, default=10, help="0 skips the memory run")
     ap.add_argument("--memory-only", action="store_true", help="only the looped memory run")
     ap.add_argument("--stages", action="store_true", help="CPU time of each stage first")
+    ap.add_argument("--plot", type=Path, help="write a bar chart of the throughput run (PNG)")
     args = ap.parse_args()
     if args.memory_only:
         memory_main(args.threads, args.memory_minutes)
@@ -384,7 +412,9 @@ def main() -> None:
     )
     if args.stages:
         stages(det, frames, args.threads)
-    throughput(det, frames, args.threads, args.rounds)
+    res = throughput(det, frames, args.threads, args.rounds)
+    if args.plot:
+        plot(res, args.plot)
     gating(det, args.threads, args.rounds)
     if args.memory_minutes:
         here, minutes = str(Path(__file__).resolve()), str(args.memory_minutes)
