@@ -66,8 +66,10 @@ def footfall_series(
         b: (i, o)
         for b, i, o in repo.series(conn, store_id, tz_name, lo, hi, bucket, whole_hours=whole)
     }
+    # the same local bucket last week: wall-clock arithmetic, so a DST change in between
+    # still pairs 10:00 with 10:00 (absolute +7 days would pair it with 09:00 or 11:00)
     before = {
-        b + WEEK: (i, o)
+        b.astimezone(tz) + WEEK: (i, o)
         for b, i, o in repo.series(
             conn, store_id, tz_name, lo - WEEK, hi - WEEK, bucket, whole_hours=whole
         )

@@ -29,7 +29,7 @@ def store(pg_pool: Any) -> dict[str, Any]:
     with pg_pool.connection() as conn:
         create_store(conn, store_id=sid, name="Alexa", timezone="Europe/Berlin")
         create_device(conn, store_id=sid, device_id=dev)
-    svc = IngestService(pg_pool, Limits())
+    svc = IngestService(pg_pool, Limits(max_age_s=100 * 365 * 86400.0))  # fixed-date tests
     seq = iter(range(1, 10**6))
 
     def send(end: datetime, **kw: Any) -> None:
@@ -235,3 +235,23 @@ def test_half_hour_time_zone_gets_local_hours_and_days(
     assert points == {10: 7}
     daily = client.get(url, params={**params, "bucket": "1d"}, headers=token_for(Role.ADMIN))
     assert [p["in_count"] for p in daily.json()["points"]] == [7]
+
+
+def test_last_week_lines_up_by_local_hour_across_a_dst_change(
+    client: TestClient, token_for: Any, store: dict[str, Any]
+) -> None:
+    # Berlin leaves summer time on 2026-10-25: last week's 10:00 CEST is 08:00 UTC, this
+    # week's 10:00 CET is 09:00 UTC; "the same bucket last week" is the same local hour.
+    day = datetime(2026, 10, 27, tzinfo=BERLIN)
+    store["send"]((day + timedelta(hours=10, minutes=20)).astimezone(UTC), lines={"main": (5, 0)})
+    week = datetime(2026, 10, 20, tzinfo=BERLIN)
+    store["send"]((week + timedelta(hours=10, minutes=30)).astimezone(UTC), lines={"main": (4, 0)})
+    params = {"from": "2026-10-27T00:00:00", "to": "2026-10-28T00:00:00"}
+    url = f"/v1/stores/{store['id']}/footfall"
+    headers = token_for(Role.HQ_MARKETER)
+    for bucket in ("1h", "15m"):
+        body = client.get(url, params={**params, "bucket": bucket}, headers=headers).json()
+        at_ten = [p for p in body["points"] if p["last_week_in"]]
+        assert [datetime.fromisoformat(p["start"]).astimezone(BERLIN).hour for p in at_ten] == [10]
+        assert at_ten[0]["last_week_in"] == 4
+        assert body["totals"]["last_week_in"] == 4 and body["totals"]["in_count"] == 5
