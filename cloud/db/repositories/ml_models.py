@@ -164,3 +164,15 @@ def rejected_events(conn: Conn, source: str, limit: int = 100) -> list[dict[str,
     ).fetchall()
     keys = ("source_id", "reason", "payload", "rejected_at")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def other_transactions_open(conn: Conn) -> bool:
+    """Whether another session of this role holds a transaction open in this database now (one
+    may still commit a row whose id is below ids already visible)."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")  # activity is cached per transaction
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+        " AND usename = current_user AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend' AND xact_start IS NOT NULL)"
+    ).fetchone()
+    return bool(row and row[0])

@@ -4,7 +4,8 @@ A batch loads the model (version v) and its watermarks, reads the next source ro
 (invalid rows go to `ml_rejected_events` and never reach the model), applies the valid ones to the
 customer states and the model, then writes states, the new watermarks and model version v+1 in
 the same transaction. If another process saved first, the version check fails and everything of
-this batch rolls back: a row is learnt once or not at all.
+this batch rolls back: a row is learnt once or not at all. Ids are handed out before commit, so
+the read never passes a missing id that a transaction still open may fill (see `_committed`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class BatchResult:
     skipped: int
     samples_seen: int
     version: int | None
-    busy: bool = False
+    busy: bool = False  # another consumer held the lock, or rows wait behind an open transaction
     customers: tuple[str, ...] = ()
 
 
@@ -87,14 +88,35 @@ def consume_batch(
 
 def _read(
     conn: Conn, loaded: LoadedModel, sources: Sequence[EventSource], limit: int
-) -> list[SourcedEvent]:
+) -> tuple[list[SourcedEvent], bool]:
+    """The rows to learn, and whether a missing id held a source back."""
     rows: list[SourcedEvent] = []
+    held = False
     for src in sources:
-        got = src.fetch(conn, after_id=loaded.watermarks.get(src.name, 0), limit=limit)
+        got, waits = _committed(conn, src, loaded.watermarks.get(src.name, 0), limit)
+        held = held or waits
         if got:
             loaded.watermarks[src.name] = max(r.row_id for r in got)
         rows.extend(got)
-    return rows
+    return rows, held
+
+
+def _committed(
+    conn: Conn, src: EventSource, after: int, limit: int
+) -> tuple[list[SourcedEvent], bool]:
+    """Rows past the watermark that can be passed for good: identity ids are handed out before
+    commit, so a missing id may belong to a transaction still open (it commits later, below the
+    new watermark). While another transaction is open the read stops at the first missing id
+    (and says so); with none open, the range is read again: what is still missing rolled back."""
+    got = src.fetch(conn, after_id=after, limit=limit)
+    ids = [after] + [r.row_id for r in got]
+    gap = next((i for i in range(1, len(ids)) if ids[i] != ids[i - 1] + 1), None)
+    if gap is None:
+        return got, False
+    if model_repo.other_transactions_open(conn):
+        return got[: gap - 1], True
+    top = ids[-1]
+    return [r for r in src.fetch(conn, after_id=after, limit=limit) if r.row_id <= top], False
 
 
 def _consume(
@@ -108,9 +130,9 @@ def _consume(
     fold_merges: bool,
 ) -> BatchResult:
     merged = _fold_merges(conn, loaded, config, name) if fold_merges else 0
-    rows = _read(conn, loaded, sources, limit)
-    if not rows and not merged:
-        return BatchResult(0, 0, 0, 0, loaded.model.samples_seen, loaded.version)
+    rows, held = _read(conn, loaded, sources, limit)
+    if not rows and not merged:  # held: rows wait behind an open transaction; try again soon
+        return BatchResult(0, 0, 0, 0, loaded.model.samples_seen, loaded.version, busy=held)
     valid, rejected, skipped = _screen(conn, rows, now or datetime.now(UTC))
     valid.sort(key=lambda r: (r.event.occurred_at if r.event else datetime.min, r.row_id))
     engine = _engine_for(conn, loaded.model, config, valid, name)

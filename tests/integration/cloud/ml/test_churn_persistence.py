@@ -230,3 +230,40 @@ def test_check_ins_and_message_engagement_reach_the_features(
     state = row[0]
     assert (state["visits"], state["sent"], state["opened"], state["clicked"]) == (2, 1, 1, 1)
     assert state["ew_engaged"] > 2.5 and state["ew_visits"] > 1.9
+
+
+def _insert_sale(conn: psycopg.Connection[Any], profile: int, receipt: str, day: float) -> None:
+    conn.execute(
+        "INSERT INTO crm_transactions (profile_id, record_id, store_id, external_id, occurred_at,"
+        " currency, total_amount, kind) SELECT profile_id, record_id, 'ml-store-1', %s, %s,"
+        " 'USD', 20, 'sale' FROM crm_transactions WHERE profile_id = %s LIMIT 1",
+        (receipt, START + timedelta(days=day), profile),
+    )
+
+
+def test_a_sale_committed_after_a_later_id_is_still_learnt(ml_db: str, buy: Buy) -> None:
+    profile = buy("C1", 0)
+    with psycopg.connect(ml_db) as slow, psycopg.connect(ml_db) as fast:
+        _insert_sale(slow, profile, "slow", 1)  # takes the next id, commits late
+        _insert_sale(fast, profile, "fast", 2)
+        fast.commit()
+        with psycopg.connect(ml_db) as c:
+            first = consume_batch(c, config=CFG, new_model=ChurnModel())
+            assert first.applied == 1  # stops before the id an open transaction may still fill
+            waiting = consume_batch(c, config=CFG, new_model=ChurnModel())
+            assert (waiting.read, waiting.busy) == (0, True)  # "try later", not "drained"
+            slow.commit()
+            second = consume_batch(c, config=CFG, new_model=ChurnModel())
+            assert second.applied == 2
+            state = c.execute("SELECT state FROM ml_customers").fetchone()
+            assert state is not None and state[0]["n_tx"] == 3
+
+
+def test_an_aborted_sale_leaves_a_gap_that_does_not_stall_learning(ml_db: str, buy: Buy) -> None:
+    profile = buy("C1", 0)
+    with psycopg.connect(ml_db) as aborted:
+        _insert_sale(aborted, profile, "never", 1)
+        aborted.rollback()
+    buy("C1", 2)
+    with psycopg.connect(ml_db) as c:
+        assert consume_batch(c, config=CFG, new_model=ChurnModel()).applied == 2
