@@ -131,8 +131,10 @@ class UplinkSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        left = self.drain(self.drain_timeout_s) if exc is None else self.outbox.stats().depth
-        self.uplink.stop()
-        self.outbox.close()
+        try:  # the uplink thread and the connections end even if the outbox fails here
+            left = self.drain(self.drain_timeout_s) if exc is None else self.outbox.stats().depth
+        finally:
+            self.uplink.stop()
+            self.outbox.close()
         if left:
             log.warning("uplink session ended with entries left", extra={"outbox_depth": left})
