@@ -17,7 +17,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def utc(ts: Timestamp) -> datetime:
     """`ts` as an aware UTC datetime (what `ToDatetime(tzinfo=UTC)` gives, in a third of the
-    time: no range checks, which `Timestamp` parsing already bounds)."""
+    time: no range checks; only for envelopes that passed `validate.decode`, which does them)."""
     return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 

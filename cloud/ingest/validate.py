@@ -18,6 +18,9 @@ MAX_COUNT = 100_000  # people per window per line/zone: far above any real store
 MAX_OCCUPANCY = 10_000
 MAX_SECONDS = 7 * 86400.0
 MAX_WINDOW_S = 86400
+#: google.protobuf.Timestamp's valid seconds (0001-01-01 .. 9999-12-31); binary parsing does not
+#: enforce them, and a datetime cannot hold what lies outside
+_TS_SECONDS = (-62_135_596_800, 253_402_300_799)
 _AGE_BANDS = frozenset(telemetry_pb2.AgeBand.values())
 _GENDERS = frozenset(telemetry_pb2.Gender.values())
 
@@ -129,6 +132,11 @@ def _check_envelope(
 def _check_window(env: telemetry_pb2.Envelope, limits: Limits, now: datetime) -> None:
     if not env.HasField("window_start") or not env.HasField("window_end"):
         raise _InvalidError(Reason.BAD_PAYLOAD, "window_start and window_end are required")
+    for name, ts in (("window_start", env.window_start), ("window_end", env.window_end)):
+        if not (_TS_SECONDS[0] <= ts.seconds <= _TS_SECONDS[1] and 0 <= ts.nanos < 10**9):
+            raise _InvalidError(
+                Reason.OUT_OF_RANGE, f"{name} ({ts.seconds}s, {ts.nanos}ns) is no valid timestamp"
+            )
     start = utc(env.window_start)
     end = utc(env.window_end)
     length = (end - start).total_seconds()

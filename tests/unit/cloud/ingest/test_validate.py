@@ -100,3 +100,19 @@ def test_health_ranges() -> None:
     env.health.temperature_c = 500.0
     verdict = decode(_item(env, kind="health"), LIMITS, NOW)
     assert isinstance(verdict, Rejection) and "temperature" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "seconds", "nanos"),
+    [("window_start", 2**62, 0), ("window_end", -(2**40), 0), ("window_end", 10, -5)],
+)
+def test_timestamps_outside_the_timestamp_range_are_rejected_not_raised(
+    field: str, seconds: int, nanos: int
+) -> None:
+    # binary protobuf parsing accepts any int64 seconds; a datetime would overflow on them
+    env = _env()
+    getattr(env, field).seconds = seconds
+    getattr(env, field).nanos = nanos
+    out = decode(_item(env), LIMITS, NOW)
+    assert isinstance(out, Rejection) and out.code is Reason.OUT_OF_RANGE
+    assert field in out.reason
