@@ -9,7 +9,7 @@ from google.protobuf.message import DecodeError
 from psycopg_pool import ConnectionPool
 
 from cloud.db.repositories import deadletter, telemetry
-from cloud.ingest.validate import Incoming, Reason
+from cloud.ingest.validate import Incoming, Reason, valid_timestamp
 from protos.mallpulse.v1 import telemetry_pb2
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ def _verdict(item: Incoming, known: dict[str, str]) -> telemetry_pb2.DeviceStatu
         return f"{Reason.DEVICE_MISMATCH.value}: status of {claimed} on {item.topic}"
     if len(msg.software_version) > 128 or not msg.software_version.isprintable():
         return f"{Reason.BAD_PAYLOAD.value}: software_version must be printable, <= 128 chars"
+    if msg.HasField("at") and not valid_timestamp(msg.at.seconds, msg.at.nanos):
+        return f"{Reason.OUT_OF_RANGE.value}: `at` ({msg.at.seconds}s) is no valid timestamp"
     store = known.get(msg.device_id)
     if store is None:
         return f"{Reason.UNKNOWN_DEVICE.value}: device {msg.device_id!r} is not registered"

@@ -129,11 +129,16 @@ def _check_envelope(
         _check_health(env.health)
 
 
+def valid_timestamp(seconds: int, nanos: int) -> bool:
+    """Whether a protobuf Timestamp lies in its documented range (so a datetime can hold it)."""
+    return _TS_SECONDS[0] <= seconds <= _TS_SECONDS[1] and 0 <= nanos < 10**9
+
+
 def _check_window(env: telemetry_pb2.Envelope, limits: Limits, now: datetime) -> None:
     if not env.HasField("window_start") or not env.HasField("window_end"):
         raise _InvalidError(Reason.BAD_PAYLOAD, "window_start and window_end are required")
     for name, ts in (("window_start", env.window_start), ("window_end", env.window_end)):
-        if not (_TS_SECONDS[0] <= ts.seconds <= _TS_SECONDS[1] and 0 <= ts.nanos < 10**9):
+        if not valid_timestamp(ts.seconds, ts.nanos):
             raise _InvalidError(
                 Reason.OUT_OF_RANGE, f"{name} ({ts.seconds}s, {ts.nanos}ns) is no valid timestamp"
             )

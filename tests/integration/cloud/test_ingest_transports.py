@@ -20,7 +20,8 @@ from cloud.db.repositories.devices import create_device, create_store
 from cloud.ingest.grpc_server import build_server
 from cloud.ingest.mqtt import MqttIngest, MqttIngestConfig
 from cloud.ingest.service import IngestService
-from cloud.ingest.validate import Limits
+from cloud.ingest.status import apply_statuses
+from cloud.ingest.validate import Incoming, Limits
 from cloud.simulator.envelopes import status_message, window_envelope
 from protos.mallpulse.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
 
@@ -202,3 +203,21 @@ def test_grpc_refuses_unauthenticated_callers(
     with pytest.raises(grpc.RpcError) as err:
         _stream(grpc_stub, [_env(fleet, 1)], token)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_status_with_an_impossible_time_is_dead_lettered_not_raised(
+    pg_pool: Any, fleet: dict[str, str]
+) -> None:
+    # binary protobuf takes any int64 seconds; converting them raised, and the MQTT worker
+    # retried that (retained) batch for ever
+    store, dev = fleet["store"], fleet["dev"]
+    msg = telemetry_pb2.DeviceStatus(device_id=dev, store_id=store, online=True)
+    msg.at.seconds = 2**62
+    topic = f"p/{store}/{dev}/status"
+    item = Incoming(msg.SerializeToString(), "mqtt", 1, topic, store, dev, "status")
+    assert apply_statuses(pg_pool, [item]) == 0
+    with pg_pool.connection() as conn:
+        row = conn.execute(
+            "SELECT reason_code, reason FROM dead_letters WHERE topic = %s", (topic,)
+        ).fetchone()
+    assert row is not None and row[0] == "out_of_range" and "`at`" in row[1]
