@@ -129,7 +129,11 @@ class CameraWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._stream_once()
+                if self._stream_once() and not self._stop.is_set():
+                    # a finite source (a file without `loop`) is done: replaying it would
+                    # count the same people again
+                    log.info("camera source ended", extra={"camera_id": self.camera.id})
+                    break
             except Exception as exc:  # a broken camera must not take the agent down
                 self.reconnects += 1
                 log.warning(
@@ -148,7 +152,8 @@ class CameraWorker:
         if close is not None:
             close()
 
-    def _stream_once(self) -> None:
+    def _stream_once(self) -> bool:
+        """Stream one opened source; True when it ran out of frames (not stopped by us)."""
         source = self._source_factory(self.camera)
         with self._lock:
             self._source = source
@@ -162,12 +167,13 @@ class CameraWorker:
                 self.frames += 1
                 self._emit(self.pipeline.process(frame, t))
                 if self._stop.is_set():
-                    break
+                    return False
         finally:
             source.stop()
             with self._lock:
                 self._source = None
                 self._dropped_closed += _dropped(source)
+        return True
 
     def _apply_pending(self) -> None:
         with self._lock:

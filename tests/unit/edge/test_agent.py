@@ -135,7 +135,7 @@ def test_cameras_run_independently_and_shutdown_flushes(tmp_path: Path) -> None:
     flushed = sorted(e.camera_id for e in envs if e.window.lines[0].line_id == "flush")
     assert flushed == ["bad", "good"]  # every camera closes its open window
     # and then releases its pipeline (a pipelined one owns a detection thread)
-    assert all(w.pipeline.closed for w in agent.workers)
+    assert all(isinstance(w.pipeline, Pipeline) and w.pipeline.closed for w in agent.workers)
 
 
 def test_remote_geometry_reaches_the_camera_thread(tmp_path: Path) -> None:
@@ -306,3 +306,27 @@ def test_camera_health_takes_link_state_from_a_live_source() -> None:
     src = EpochSource(Live(), paced=False)
     assert (src.connected, src.reconnects, src.dropped) == (False, 4, 2)
     assert EpochSource(Inner(1), paced=False).connected is None
+
+
+def test_a_finite_source_is_played_once_then_the_camera_flushes_and_ends() -> None:
+    """A file without `loop` must not be replayed (that would count the same people again)."""
+    cam = CameraConfig(id="file", source="clip.mp4")
+    pipeline = Pipeline(cam)
+    opened: list[int] = []
+
+    class Clip(Ticker):
+        def __iter__(self) -> Iterator[tuple[Any, float]]:
+            opened.append(1)
+            return iter([(object(), float(i)) for i in range(3)])
+
+    stored: list[telemetry_pb2.Envelope] = []
+    worker = CameraWorker(cam, pipeline, lambda c: Clip(), stored.extend)
+    worker.start()
+    try:
+        assert worker.join(5), "the camera thread kept running after its file ended"
+    finally:
+        worker.stop()
+        worker.join(5)
+    assert (opened, worker.frames, pipeline.frames) == ([1], 3, 3)
+    assert pipeline.flushed and pipeline.closed
+    assert [e.window.lines[0].line_id for e in stored] == ["flush"]
