@@ -63,12 +63,16 @@ class ConfigRelay:
         try:
             doc = json.loads(payload)
             version, accepted = int(doc["version"]), bool(doc["accepted"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:  # 1e999 overflows
             return f"not a config verdict: {exc}"
+        if not 0 < version < 2**63:
+            return f"no config version {version}"
+        # PostgreSQL text holds no NUL character
+        field, reason = (str(doc.get(k, "")).replace("\0", "") for k in ("field", "reason"))
         with self.pool.connection() as conn:
             found = repo.record_status(
                 conn, device_id=device_id, version=version, accepted=accepted,
-                field=str(doc.get("field", "")), reason=str(doc.get("reason", "")),
+                field=field, reason=reason,
             )  # fmt: skip
         return None if found else f"no config version {version}"
 

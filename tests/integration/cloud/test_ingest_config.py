@@ -174,3 +174,35 @@ def test_publishing_with_an_idempotency_key_runs_once(
     assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
     fresh = client.post(url, json=body, headers=token_for(Role.ADMIN))
     assert fresh.status_code == 201 and fresh.json()["version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b'{"version": 1e999, "accepted": true}', "not a config verdict"),
+        (b'{"version": 100000000000000000000, "accepted": true}', "no config version"),
+        (b'{"version": 7, "accepted": false}', "no config version 7"),
+    ],
+)
+def test_bad_verdicts_are_ignored_with_a_reason_not_raised(
+    settings: Settings, pg_pool: Any, setup: dict[str, Any], payload: bytes, why: str
+) -> None:
+    # an exception here would fail the whole MQTT batch, retried for ever
+    from cloud.ingest.config_relay import ConfigRelay
+
+    relay = ConfigRelay(settings.database_url, pg_pool, "p", lambda *a, **k: None)
+    assert why in (relay.record(setup["dev"], payload) or "")
+
+
+def test_a_verdict_with_a_nul_character_is_recorded(
+    settings: Settings, pg_pool: Any, setup: dict[str, Any], client: TestClient, token_for: Any
+) -> None:
+    from cloud.ingest.config_relay import ConfigRelay
+
+    dev = setup["dev"]
+    _publish(client, token_for, dev, {"device": {"device_id": dev}})
+    relay = ConfigRelay(settings.database_url, pg_pool, "p", lambda *a, **k: None)
+    verdict = b'{"version": 1, "accepted": false, "field": "a\\u0000b", "reason": "bad"}'
+    assert relay.record(dev, verdict) is None
+    status = client.get(f"/v1/devices/{dev}/config", headers=token_for(Role.ADMIN)).json()
+    assert status["status"] == "rejected: ab: bad"
