@@ -134,7 +134,7 @@ def test_mqtt_devices_get_configs_retained_and_report(
     store, dev = setup["store"], setup["dev"]
     got: queue.Queue[bytes] = queue.Queue()
     device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    device.on_message = lambda _c, _u, msg: got.put(msg.payload)
+    device.on_message = lambda _c, _u, msg: got.put(bytes(msg.payload))
     device.connect(*mqtt_broker)
     device.loop_start()
     topic = f"{mqtt_prefix}/{store}/{dev}/config"
