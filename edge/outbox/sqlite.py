@@ -15,7 +15,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,31 +167,35 @@ class SqliteOutbox:
     def put_many(self, envelopes: Sequence[telemetry_pb2.Envelope]) -> list[int]:
         """Store envelopes in one durable transaction; each gets the next sequence number."""
         kinds = [envelope_kind(env) for env in envelopes]
-        conn = self._conn()
         now = self._clock()
+        with self._write(self._conn(), "cannot store envelopes in") as conn:
+            last = self._last_sequence(conn)
+            seqs = []
+            for env, kind in zip(envelopes, kinds, strict=True):
+                last += 1
+                env.sequence = last
+                conn.execute(
+                    "INSERT INTO outbox (sequence, kind, created_at, payload) VALUES (?, ?, ?, ?)",
+                    (last, kind, now, env.SerializeToString()),
+                )
+                seqs.append(last)
+            self._add_depth(conn, len(seqs))
+            self._enforce_bounds(conn, now)
+        return seqs
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed on success, rolled back on any error."""
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                last = self._last_sequence(conn)
-                seqs = []
-                for env, kind in zip(envelopes, kinds, strict=True):
-                    last += 1
-                    env.sequence = last
-                    conn.execute(
-                        "INSERT INTO outbox (sequence, kind, created_at, payload) "
-                        "VALUES (?, ?, ?, ?)",
-                        (last, kind, now, env.SerializeToString()),
-                    )
-                    seqs.append(last)
-                self._add_depth(conn, len(seqs))
-                self._enforce_bounds(conn, now)
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise OutboxError(f"cannot store envelopes in {self.path}: {exc}") from exc
-        return seqs
+            raise OutboxError(f"{what} {self.path}: {exc}") from exc
 
     @staticmethod
     def _last_sequence(conn: sqlite3.Connection) -> int:
@@ -228,18 +233,8 @@ class SqliteOutbox:
 
     def expire(self) -> int:
         """Apply the age bound now (also done on every put); returns how many were dropped."""
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                dropped = self._enforce_bounds(conn, self._clock())
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot expire entries in {self.path}: {exc}") from exc
-        return dropped
+        with self._write(self._conn(), "cannot expire entries in") as conn:
+            return self._enforce_bounds(conn, self._clock())
 
     # -- reading and acknowledging ---------------------------------------------------------
 
@@ -264,19 +259,10 @@ class SqliteOutbox:
         seqs = [(int(s),) for s in sequences]
         if not seqs:
             return 0
-        conn = self._ack_conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.executemany("DELETE FROM outbox WHERE sequence = ?", seqs)
-                self._add_depth(conn, -cur.rowcount)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot delete acknowledged entries in {self.path}: {exc}") from exc
-        return int(cur.rowcount)
+        with self._write(self._ack_conn(), "cannot delete acknowledged entries in") as conn:
+            deleted = int(conn.executemany("DELETE FROM outbox WHERE sequence = ?", seqs).rowcount)
+            self._add_depth(conn, -deleted)
+        return deleted
 
     def stats(self) -> OutboxStats:
         """Depth, oldest age, drops and last sequence, read in one snapshot."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -170,3 +172,30 @@ def test_kept_depth_matches_the_table_through_every_operation(tmp_path: Path) ->
     reopened = SqliteOutbox(tmp_path / "o.db")
     assert reopened.stats().depth == 1
     reopened.close()
+
+
+def _execute(path: Path, sql: str) -> None:
+    """Run one statement on a connection of its own (another process, say)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(sql)
+
+
+def test_a_failed_write_rolls_back_whole_and_the_outbox_stays_usable(tmp_path: Path) -> None:
+    outbox = SqliteOutbox(tmp_path / "o.db")
+    _execute(  # the second insert of the batch fails
+        tmp_path / "o.db",
+        "CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.kind = 'health' "
+        "BEGIN SELECT RAISE(ABORT, 'disk says no'); END",
+    )
+    with pytest.raises(OutboxError, match=r"cannot store envelopes in .*disk says no"):
+        outbox.put_many([window(1), health()])
+    assert outbox.peek() == [] and outbox.stats().depth == 0
+    assert outbox.put(window(2)) == 1  # the aborted batch used no sequence; no open transaction
+    _execute(
+        tmp_path / "o.db",
+        "CREATE TRIGGER keep BEFORE DELETE ON outbox BEGIN SELECT RAISE(ABORT, 'no'); END",
+    )
+    with pytest.raises(OutboxError, match="cannot delete acknowledged entries"):
+        outbox.ack([1])
+    assert [e.sequence for e in outbox.peek()] == [1] and outbox.stats().depth == 1
+    outbox.close()
