@@ -67,13 +67,17 @@ class GrpcConfigWatcher:
                 known_version=self._known_version(),
             )
             try:
-                self._call = self._stub.WatchConfig(request, metadata=self._metadata)
-                for doc in self._call:
+                call = self._call = self._stub.WatchConfig(request, metadata=self._metadata)
+                if self._stop.is_set():  # stop() may have looked before this call existed
+                    call.cancel()
+                for doc in call:
                     self._backoff.reset()
                     self._on_config(doc)
             except grpc.RpcError as exc:
                 if not self._stop.is_set():
                     log.warning("config watch failed", extra={"code": str(exc.code())})
+            except Exception:  # a bug deciding on one document must not end the watch for good
+                log.exception("config handling failed; watching again")
             self._stop.wait(self._backoff.next_delay())
 
     def _on_config(self, doc: config_pb2.DeviceConfig) -> None:

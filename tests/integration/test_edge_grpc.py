@@ -255,3 +255,27 @@ def test_remote_config_over_grpc_is_applied_and_reported(server: Server, tmp_pat
     assert (rejected.version, rejected.accepted, rejected.field) == (3, False, "cameras[0].source")
     assert [c.version for c in applied] == [2]
     assert remote.current.version == 2
+
+
+def test_a_failing_config_handler_does_not_end_the_config_watch(
+    server: Server, tmp_path: Path
+) -> None:
+    calls: list[bytes] = []
+
+    def decide(payload: bytes) -> bytes | None:
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the handler")
+        return b'{"accepted": true, "field": "", "reason": "", "version": 2}'
+
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    uplink = make_uplink(outbox, server.port, on_config=decide, config_version=lambda: 1)
+    uplink.start()
+    try:
+        server.configs.docs.append(config_pb2.DeviceConfig(version=2, config_json="{}"))
+        wait_until(lambda: len(server.configs.statuses) == 1, what="a status after the failure")
+    finally:
+        uplink.stop()
+        outbox.close()
+    assert calls[:2] == [b"{}", b"{}"]  # the watch was opened again and the document redelivered
+    assert (server.configs.statuses[0].version, server.configs.statuses[0].accepted) == (2, True)
