@@ -39,7 +39,7 @@ def run_expiry(settings: Settings, *, now: datetime | None = None) -> int:
 
 
 def run_tier_review(settings: Settings, *, now: datetime | None = None) -> int:
-    """Review accounts whose tier period ended; returns how many were downgraded."""
+    """Review accounts whose tier period ended; returns how many changed tier."""
     from cloud.crm.config import crm_config
     from cloud.crm.loyalty.tiers import review_due
 

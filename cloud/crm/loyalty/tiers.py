@@ -46,7 +46,8 @@ def upgrade_if_earned(
 def review_account(
     conn: Conn, *, account_id: int, now: datetime, program: LoyaltyProgram
 ) -> str | None:
-    """At period end: downgrade (or keep) the tier and start a new period; returns a new tier."""
+    """At period end: set the tier the window earned and start a new period; returns the new
+    tier when it changed (a downgrade, or an upgrade after the programme's thresholds fell)."""
     rows = repo.lock_accounts(conn, [account_id])
     account = rows.get(account_id)
     if account is None or account["tier_period_end"] > now:
@@ -54,8 +55,7 @@ def review_account(
     q = qualifying(conn, account_id, now, program)
     target = program.tier_for(q)
     period_end = now + timedelta(days=program.tier_window_days)
-    if target == account["tier"] or program.tier_rank(target) > program.tier_rank(account["tier"]):
-        target = max(target, account["tier"], key=program.tier_rank)
+    if target == account["tier"]:
         repo.set_tier(conn, account_id, target, period_end)
         return None
     repo.set_tier(conn, account_id, target, period_end)
@@ -78,7 +78,7 @@ def review_due(
     program: LoyaltyProgram | None = None,
     batch: int = 500,
 ) -> int:
-    """Review every account whose tier period ended; returns how many were downgraded."""
+    """Review every account whose tier period ended; returns how many changed tier."""
     program = program or LoyaltyProgram()
     when = now or datetime.now(UTC)
     changed = 0

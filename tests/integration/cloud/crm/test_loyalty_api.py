@@ -137,6 +137,12 @@ def test_store_manager_cannot_touch_loyalty(client: TestClient, token_for: Any) 
     assert res.status_code == 403
 
 
+def _tier(conn: psycopg.Connection[Any], account_id: int) -> str:
+    account = repo.get_account(conn, account_id)
+    assert account is not None
+    return str(account["tier"])
+
+
 def test_tier_upgrades_at_once_and_downgrades_only_at_period_end(
     conn: psycopg.Connection[Any],
 ) -> None:
@@ -148,16 +154,41 @@ def test_tier_upgrades_at_once_and_downgrades_only_at_period_end(
     acct = int(ledger.open_account(conn, profile_id=who.profile_id, now=t0, program=program)["id"])
     ledger.lock_account(conn, acct)
     ledger.credit(conn, account_id=acct, points=150, qualifying=150, now=t0, program=program)
-    assert repo.get_account(conn, acct)["tier"] == "gold"  # at once
+    assert _tier(conn, acct) == "gold"  # at once
     mid = t0 + timedelta(days=400)  # qualifying points left the window, but the period runs on
     assert (
         tiers.review_account(conn, account_id=acct, now=t0 + timedelta(days=200), program=program)
         is None
     )
-    assert repo.get_account(conn, acct)["tier"] == "gold"
+    assert _tier(conn, acct) == "gold"
     assert tiers.review_account(conn, account_id=acct, now=mid, program=program) == "member"
     history = [(h["from_tier"], h["to_tier"]) for h in repo.tier_history(conn, acct)]
     assert history == [(None, "member"), ("member", "gold"), ("gold", "member")]
+    conn.rollback()
+
+
+def test_an_upgrade_at_period_end_is_kept_in_the_tier_history(
+    conn: psycopg.Connection[Any],
+) -> None:
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    strict = LoyaltyProgram(
+        tiers=[Tier(name="member", threshold=0), Tier(name="gold", threshold=1000)]
+    )
+    who = ingest_record(conn, source="api", identifiers={"email": f"{uuid.uuid4().hex}@t.org"})
+    acct = int(ledger.open_account(conn, profile_id=who.profile_id, now=t0, program=strict)["id"])
+    ledger.lock_account(conn, acct)
+    day2 = t0 + timedelta(days=1)
+    ledger.credit(conn, account_id=acct, points=150, qualifying=150, now=day2, program=strict)
+    assert _tier(conn, acct) == "member"
+    # the programme lowers the gold threshold; the review at period end upgrades, on the record
+    lenient = LoyaltyProgram(
+        tiers=[Tier(name="member", threshold=0), Tier(name="gold", threshold=100)]
+    )
+    end = t0 + timedelta(days=lenient.tier_window_days)
+    assert tiers.review_account(conn, account_id=acct, now=end, program=lenient) == "gold"
+    assert _tier(conn, acct) == "gold"
+    history = [(h["from_tier"], h["to_tier"]) for h in repo.tier_history(conn, acct)]
+    assert history == [(None, "member"), ("member", "gold")]
     conn.rollback()
 
 
@@ -170,7 +201,7 @@ def test_spend_basis_qualifies_by_currency_units(conn: psycopg.Connection[Any]) 
     acct = int(ledger.open_account(conn, profile_id=who.profile_id, program=program)["id"])
     ledger.lock_account(conn, acct)
     ledger.credit(conn, account_id=acct, points=1, qualifying=12, program=program)
-    assert repo.get_account(conn, acct)["tier"] == "gold"
+    assert _tier(conn, acct) == "gold"
     with pytest.raises(ValueError, match="threshold 0"):
         LoyaltyProgram(tiers=[Tier(name="gold", threshold=10)])
     conn.rollback()
