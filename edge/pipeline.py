@@ -108,9 +108,10 @@ class CameraPipeline:
         if self._worker is None:
             return self._analyse(frame, t, self._detect(frame, t))
         job = self._submit(self._worker, frame, t)
-        closed = self._drain()  # the previous frame, while the worker runs this one
-        self._pending = job
-        return closed
+        try:
+            return self._drain()  # the previous frame, while the worker runs this one
+        finally:
+            self._pending = job  # also when the previous frame failed: this one is not lost
 
     def _submit(self, worker: ThreadPoolExecutor, frame: Frame, t: float) -> _Job:
         """Gate the frame and hand its detection (only `infer` when staged) to the worker."""
@@ -213,7 +214,11 @@ class CameraPipeline:
 
     def flush(self, t: float) -> list[pb.Envelope]:
         """Shutdown: end every track, close windows up to `t` and the open one, ending at `t`."""
-        closed = self._drain()
+        try:
+            closed = self._drain()
+        except Exception:  # the open window still closes, without the last frame
+            log.exception("detection of the last frame failed", extra={"camera_id": self.camera.id})
+            closed = []
         closed += self._close_until(t)
         ended = self.tracker.flush()
         self._last_tracks = []

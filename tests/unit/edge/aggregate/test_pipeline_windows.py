@@ -212,3 +212,34 @@ def _parse(raw: bytes) -> pb.Envelope:
     env = pb.Envelope()
     env.ParseFromString(raw)
     return env
+
+
+class _Failing(_Walker):
+    """A walker whose detector fails on the frames at the given indices."""
+
+    def __init__(self, fail_at: set[int]) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        self.calls += 1
+        if self.calls - 1 in self.fail_at:
+            raise RuntimeError("inference failed")
+        return super().detect(frame)
+
+
+def test_pipelined_detection_failure_loses_only_that_frame_and_flush_still_closes() -> None:
+    det = _Failing({4, 9})  # a frame in the middle and the last one
+    cfg = edge_config(CAMERA, detector={"kind": "motion", "motion_gating": {"enabled": False}})
+    p = CameraPipeline(cfg, "cam", det, pipelined=True)
+    failures = 0
+    for i in range(10):
+        try:  # the camera worker catches a failure the same way and goes on
+            p.process(np.zeros((100, 100, 3), np.uint8), T0 + i / 5)
+        except RuntimeError:
+            failures += 1
+    envs = p.flush(T0 + 2.0)
+    p.close()
+    assert failures == 1
+    assert [e.window.frames_processed for e in envs] == [8]  # all but the two that failed
