@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -38,6 +38,7 @@ from cloud.ml.events import validate
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,8 @@ def _read(
     rows: list[SourcedEvent] = []
     held = False
     for src in sources:
-        got, waits = _committed(conn, src, loaded.watermarks.get(src.name, 0), limit)
+        after = loaded.watermarks.get(src.name, 0)
+        got, waits = _committed(conn, _source_read(conn, src, limit), _row_id, after)
         held = held or waits
         if got:
             loaded.watermarks[src.name] = max(r.row_id for r in got)
@@ -102,21 +104,29 @@ def _read(
 
 
 def _committed(
-    conn: Conn, src: EventSource, after: int, limit: int
-) -> tuple[list[SourcedEvent], bool]:
+    conn: Conn, fetch: Callable[[int], list[R]], row_id: Callable[[R], int], after: int
+) -> tuple[list[R], bool]:
     """Rows past the watermark that can be passed for good: identity ids are handed out before
     commit, so a missing id may belong to a transaction still open (it commits later, below the
     new watermark). While another transaction is open the read stops at the first missing id
     (and says so); with none open, the range is read again: what is still missing rolled back."""
-    got = src.fetch(conn, after_id=after, limit=limit)
-    ids = [after] + [r.row_id for r in got]
+    got = fetch(after)
+    ids = [after] + [row_id(r) for r in got]
     gap = next((i for i in range(1, len(ids)) if ids[i] != ids[i - 1] + 1), None)
     if gap is None:
         return got, False
     if model_repo.other_transactions_open(conn):
         return got[: gap - 1], True
     top = ids[-1]
-    return [r for r in src.fetch(conn, after_id=after, limit=limit) if r.row_id <= top], False
+    return [r for r in fetch(after) if row_id(r) <= top], False
+
+
+def _source_read(conn: Conn, src: EventSource, limit: int) -> Callable[[int], list[SourcedEvent]]:
+    return lambda after: src.fetch(conn, after_id=after, limit=limit)
+
+
+def _row_id(row: SourcedEvent) -> int:
+    return row.row_id
 
 
 def _consume(
@@ -193,7 +203,8 @@ def _screen(
 
 def _fold_merges(conn: Conn, loaded: LoadedModel, config: ChurnConfig, name: str) -> int:
     """Fold the state of every newly merged (absorbed) profile into its survivor's state."""
-    merges = fetch_merges(conn, after_id=loaded.watermarks.get(MERGES, 0))
+    after = loaded.watermarks.get(MERGES, 0)
+    merges, _ = _committed(conn, lambda a: fetch_merges(conn, after_id=a), lambda m: m[0], after)
     folded = 0
     for merge_id, survivor, absorbed, undone in merges:
         loaded.watermarks[MERGES] = merge_id

@@ -267,3 +267,34 @@ def test_an_aborted_sale_leaves_a_gap_that_does_not_stall_learning(ml_db: str, b
     buy("C1", 2)
     with psycopg.connect(ml_db) as c:
         assert consume_batch(c, config=CFG, new_model=ChurnModel()).applied == 2
+
+
+def _insert_merge(
+    conn: psycopg.Connection[Any], survivor: int, absorbed: int, undone: bool
+) -> None:
+    conn.execute(
+        "INSERT INTO crm_merges (survivor_id, absorbed_id, record_ids, reason, undone_at)"
+        " VALUES (%s, %s, '{}', 'test', CASE WHEN %s THEN now() END)",
+        (survivor, absorbed, undone),
+    )
+
+
+def test_a_merge_committed_after_a_later_merge_is_still_folded(ml_db: str, buy: Buy) -> None:
+    a, b = buy("A", 0), buy("B", 5)
+    with psycopg.connect(ml_db) as c:
+        consume_batch(c, config=CFG, new_model=ChurnModel())
+        c.commit()
+        with psycopg.connect(ml_db) as slow, psycopg.connect(ml_db) as fast:
+            _insert_merge(slow, a, b, undone=False)  # takes merge id 1, commits late
+            _insert_merge(fast, b, a, undone=True)
+            fast.commit()
+            buy("C", 6)  # so the batch saves its watermarks
+            consume_batch(c, config=CFG, new_model=ChurnModel())
+            c.commit()
+            slow.commit()
+        consume_batch(c, config=CFG, new_model=ChurnModel())
+        c.commit()
+        rows: dict[str, Any] = dict(
+            c.execute("SELECT customer_id, state FROM ml_customers").fetchall()
+        )
+    assert str(b) not in rows and rows[str(a)]["n_tx"] == 2  # B was folded into A
