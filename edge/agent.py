@@ -80,6 +80,24 @@ class Agent:
             max_entries=config.outbox.max_entries,
             max_age_s=config.outbox.max_age_s,
         )
+        try:
+            self._assemble(
+                config, pipeline_factory, source_factory, uplink_factory, config_dir, state_path
+            )
+        except BaseException:  # the caller may try again (cli: the local config): no open files
+            self.outbox.close()
+            raise
+
+    def _assemble(
+        self,
+        config: EdgeConfig,
+        pipeline_factory: PipelineFactory,
+        source_factory: SourceFactory,
+        uplink_factory: UplinkFactory | None,
+        config_dir: Path | None,
+        state_path: Path,
+    ) -> None:
+        """Remote config, camera workers, health and uplink around the open outbox."""
         self.remote_config = RemoteConfig(config, self._apply_config, state_path=state_path)
         self.workers = [
             CameraWorker(

@@ -330,3 +330,25 @@ def test_a_finite_source_is_played_once_then_the_camera_flushes_and_ends() -> No
     assert (opened, worker.frames, pipeline.frames) == ([1], 3, 3)
     assert pipeline.flushed and pipeline.closed
     assert [e.window.lines[0].line_id for e in stored] == ["flush"]
+
+
+def _open_files(path: Path) -> list[str]:
+    """Descriptors of this process open on `path` (or its WAL and shared-memory files)."""
+    fds = Path("/proc/self/fd")
+    targets = [str(fd.readlink()) for fd in fds.iterdir() if fd.is_symlink()]
+    return [t for t in targets if t.startswith(str(path))]
+
+
+def test_an_agent_that_cannot_be_assembled_closes_its_outbox(tmp_path: Path) -> None:
+    """The cli builds a second agent on the same outbox when the first fails: no leftovers."""
+
+    def no_model(cfg: EdgeConfig, cam: CameraConfig) -> Pipeline:
+        if cam.id == "bad":
+            raise AgentError("model file missing")
+        return Pipeline(cam)
+
+    db = tmp_path / "state" / "outbox.db"
+    # `failed` keeps the traceback, and so the half-built agent, alive: nothing is collected
+    with pytest.raises(AgentError, match="model file missing") as failed:
+        Agent(config(tmp_path), pipeline_factory=no_model, source_factory=lambda cam: Ticker())
+    assert _open_files(db) == [], failed.value
