@@ -125,13 +125,14 @@ def filled_outbox(path: Path, n: int = 5) -> SqliteOutbox:
 
 
 def run_mqtt(outbox: SqliteOutbox, cfg: MqttConfig, *, expect_drain: bool) -> MqttUplink:
-    uplink = MqttUplink(cfg, IDENT, outbox, backoff=Backoff(0.05, 0.3))
+    backoff = Backoff(0.05, 0.3)
+    uplink = MqttUplink(cfg, IDENT, outbox, backoff=backoff)
     uplink.start()
     try:
         if expect_drain:
             wait_until(lambda: outbox.stats().depth == 0, what="drain over TLS")
-        else:
-            time.sleep(1.0)
+        else:  # refused: it must keep trying (with backoff), not give up or crash
+            wait_until(lambda: backoff.attempt >= 3, what="refused connects retried")
     finally:
         uplink.stop()
     return uplink

@@ -65,7 +65,8 @@ def test_valid_newer_config_is_applied_and_saved(tmp_path: Path) -> None:
 def test_same_payload_twice_is_answered_once(tmp_path: Path) -> None:
     rc, _ = make(tmp_path)
     payload = json.dumps(doc(2)).encode()
-    assert rc.handle(payload) is not None
+    first = rc.handle(payload)
+    assert first is not None and first.accepted
     assert rc.handle(payload) is None
     assert rc.handle(b"") is None  # a cleared retained topic
 
