@@ -180,11 +180,13 @@ class Agent:
             worker.start()
         interval = self.config.health.interval_s
         next_health = time.monotonic() + interval
-        while not stop.wait(min(1.0, max(0.0, next_health - time.monotonic()))):
-            if time.monotonic() >= next_health:
-                next_health += interval
-                self._report_health()
-        self.shutdown()
+        try:
+            while not stop.wait(min(1.0, max(0.0, next_health - time.monotonic()))):
+                if time.monotonic() >= next_health:
+                    next_health += interval
+                    self._report_health()
+        finally:  # whatever ends the loop, the open windows are flushed into the outbox
+            self.shutdown()
 
     def _depth(self) -> int | None:
         try:
@@ -195,7 +197,7 @@ class Agent:
     def _report_health(self) -> None:
         try:
             envelope = self.health.envelope()
-        except OutboxError:  # the outbox cannot even be read: say so, keep the cameras running
+        except Exception:  # e.g. an unreadable outbox: say so, keep the cameras running
             log.exception("health sample failed")
             return
         self.store([envelope])

@@ -352,3 +352,49 @@ def test_an_agent_that_cannot_be_assembled_closes_its_outbox(tmp_path: Path) -> 
     with pytest.raises(AgentError, match="model file missing") as failed:
         Agent(config(tmp_path), pipeline_factory=no_model, source_factory=lambda cam: Ticker())
     assert _open_files(db) == [], failed.value
+
+
+class SickStats(Pipeline):
+    """A pipeline whose health counters fail to read (a bug in a stats source)."""
+
+    @property
+    def stats(self) -> dict[str, float]:
+        raise RuntimeError("stats unavailable")
+
+    @stats.setter
+    def stats(self, value: dict[str, float]) -> None:
+        pass
+
+
+def test_a_failing_health_sample_neither_stops_the_agent_nor_loses_windows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    doc = config(tmp_path).model_dump(mode="json")
+    doc["health"] = {"interval_s": 1.0}
+    agent = Agent(
+        EdgeConfig.model_validate(doc),
+        pipeline_factory=lambda cfg, cam: SickStats(cam),
+        source_factory=lambda cam: Ticker(),
+        drain_timeout_s=0.0,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+    try:
+        with pytest.raises(RuntimeError, match="stats unavailable"):
+            agent.health.envelope()  # what the health timer runs every second
+        failed = "health sample failed"
+        wait_until(lambda: any(r.getMessage() == failed for r in caplog.records))
+        frames = agent.workers[0].frames
+        wait_until(lambda: agent.workers[0].frames > frames + 5)  # the cameras carry on
+        assert thread.is_alive(), "the agent loop died on a failing health sample"
+    finally:
+        stop.set()
+        thread.join(10)
+    outbox = SqliteOutbox(tmp_path / "state" / "outbox.db")
+    envs = [telemetry_pb2.Envelope.FromString(e.payload) for e in outbox.peek(limit=10_000)]
+    outbox.close()
+    assert sorted(e.camera_id for e in envs if e.window.lines[0].line_id == "flush") == [
+        "bad",
+        "good",
+    ]
