@@ -166,13 +166,12 @@ def rejected_events(conn: Conn, source: str, limit: int = 100) -> list[dict[str,
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def other_transactions_open(conn: Conn) -> bool:
-    """Whether another session of this role holds a transaction open in this database now (one
-    may still commit a row whose id is below ids already visible)."""
-    conn.execute("SELECT pg_stat_clear_snapshot()")  # activity is cached per transaction
+def writers_open(conn: Conn, table: str) -> bool:
+    """Whether another transaction holds a write lock on `table` now (it may still commit a row
+    whose id is below ids already visible); False for a table that does not exist."""
     row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
-        " AND usename = current_user AND pid <> pg_backend_pid()"
-        " AND backend_type = 'client backend' AND xact_start IS NOT NULL)"
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = to_regclass(%s)"
+        " AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid())",
+        (table,),
     ).fetchone()
     return bool(row and row[0])

@@ -5,7 +5,7 @@ A batch loads the model (version v) and its watermarks, reads the next source ro
 customer states and the model, then writes states, the new watermarks and model version v+1 in
 the same transaction. If another process saved first, the version check fails and everything of
 this batch rolls back: a row is learnt once or not at all. Ids are handed out before commit, so
-the read never passes a missing id that a transaction still open may fill (see `_committed`).
+the read never passes a missing id that a transaction still writing may fill (see `_committed`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _read(
     held = False
     for src in sources:
         after = loaded.watermarks.get(src.name, 0)
-        got, waits = _committed(conn, _source_read(conn, src, limit), _row_id, after)
+        got, waits = _committed(conn, src.name, _source_read(conn, src, limit), _row_id, after)
         held = held or waits
         if got:
             loaded.watermarks[src.name] = max(r.row_id for r in got)
@@ -104,18 +104,18 @@ def _read(
 
 
 def _committed(
-    conn: Conn, fetch: Callable[[int], list[R]], row_id: Callable[[R], int], after: int
+    conn: Conn, table: str, fetch: Callable[[int], list[R]], row_id: Callable[[R], int], after: int
 ) -> tuple[list[R], bool]:
     """Rows past the watermark that can be passed for good: identity ids are handed out before
     commit, so a missing id may belong to a transaction still open (it commits later, below the
-    new watermark). While another transaction is open the read stops at the first missing id
-    (and says so); with none open, the range is read again: what is still missing rolled back."""
+    new watermark). While another transaction writes to the table the read stops at the first
+    missing id (and says so); with none, the range is read again: what is missing rolled back."""
     got = fetch(after)
     ids = [after] + [row_id(r) for r in got]
     gap = next((i for i in range(1, len(ids)) if ids[i] != ids[i - 1] + 1), None)
     if gap is None:
         return got, False
-    if model_repo.other_transactions_open(conn):
+    if model_repo.writers_open(conn, table):
         return got[: gap - 1], True
     top = ids[-1]
     return [r for r in fetch(after) if row_id(r) <= top], False
@@ -204,7 +204,9 @@ def _screen(
 def _fold_merges(conn: Conn, loaded: LoadedModel, config: ChurnConfig, name: str) -> int:
     """Fold the state of every newly merged (absorbed) profile into its survivor's state."""
     after = loaded.watermarks.get(MERGES, 0)
-    merges, _ = _committed(conn, lambda a: fetch_merges(conn, after_id=a), lambda m: m[0], after)
+    merges, _ = _committed(
+        conn, MERGES, lambda a: fetch_merges(conn, after_id=a), lambda m: m[0], after
+    )
     folded = 0
     for merge_id, survivor, absorbed, undone in merges:
         loaded.watermarks[MERGES] = merge_id

@@ -265,7 +265,8 @@ def test_an_aborted_sale_leaves_a_gap_that_does_not_stall_learning(ml_db: str, b
         _insert_sale(aborted, profile, "never", 1)
         aborted.rollback()
     buy("C1", 2)
-    with psycopg.connect(ml_db) as c:
+    with psycopg.connect(ml_db) as c, psycopg.connect(ml_db) as busy_elsewhere:
+        busy_elsewhere.execute("UPDATE stores SET name = name")  # writes another table, open
         assert consume_batch(c, config=CFG, new_model=ChurnModel()).applied == 2
 
 
