@@ -107,10 +107,13 @@ class Collector:
             callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5
         )
         self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.connect(host, port)
-        self.client.subscribe(f"{prefix}/+/+/window", qos=1)
-        self.client.subscribe(f"{prefix}/+/+/health", qos=1)
+        self.client.subscribe([(f"{prefix}/+/+/{kind}", 1) for kind in ("window", "health")])
         self.client.loop_start()
+        # messages published before the SUBACK would never reach this subscriber
+        assert subscribed.wait(10), "collector: no SUBACK"
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
@@ -197,7 +200,6 @@ def start_daemon(d: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
 @pytest.fixture
 def collector(mqtt_broker: tuple[str, int], mqtt_prefix: str) -> Iterator[Collector]:
     c = Collector(*mqtt_broker, mqtt_prefix)
-    time.sleep(0.2)
     yield c
     c.close()
 

@@ -113,10 +113,14 @@ class Collector:
         self.client.reconnect_delay_set(1, 1)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.loop_start()
+        # messages published before the SUBACK would never reach this subscriber
+        assert subscribed.wait(10), "collector: no SUBACK"
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
@@ -225,8 +229,6 @@ def test_outbox_full_drops_oldest_counts_them_and_keeps_running(
     broker: Broker, tmp_path: Path, prefix: str
 ) -> None:
     collector = Collector(broker.port, prefix)  # the cloud's session exists before the outage
-    wait_until(collector.client.is_connected, what="collector")
-    time.sleep(0.2)  # let the SUBACK land
     broker.stop()  # uplink down from the start
     outbox = SqliteOutbox(tmp_path / "outbox.db", max_entries=10)
     uplink = make_uplink(outbox, broker.port, prefix)
@@ -294,8 +296,6 @@ def test_uplink_session_for_replays_stores_sends_and_drains(
     broker: Broker, tmp_path: Path, prefix: str
 ) -> None:
     collector = Collector(broker.port, prefix)
-    wait_until(collector.client.is_connected, what="collector")
-    time.sleep(0.2)
     config = EdgeConfig.model_validate(
         {
             "device": IDENT.model_dump(),
