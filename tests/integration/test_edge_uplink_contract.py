@@ -87,12 +87,13 @@ class MqttEndpoint:
             self.sub.reconnect_delay_set(1, 1)
             self.sub.on_message = self._on_message
             self.sub.on_connect = lambda c, *_: c.subscribe(f"{self.prefix}/+/+/window", qos=1)
+            subscribed = threading.Event()
+            self.sub.on_subscribe = lambda *_: subscribed.set()
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 3600
             self.sub.connect("127.0.0.1", self.port, clean_start=False, properties=props)
             self.sub.loop_start()
-            wait_until(self.sub.is_connected, 10, "subscriber")
-            time.sleep(0.2)  # SUBACK
+            wait_until(subscribed.is_set, 10, "subscriber's SUBACK")
 
     def _listening(self) -> bool:
         try:
