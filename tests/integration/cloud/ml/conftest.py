@@ -1,5 +1,5 @@
 """ML integration fixtures: a private migrated database (the churn consumer reads every CRM row,
-so it must not share the session database with other teams' tests) and a purchase helper."""
+so it must not share the session database with other tests) and a purchase helper."""
 
 from __future__ import annotations
 
