@@ -68,12 +68,30 @@ def replay(
 def _run(
     pipeline: CameraPipeline, source: Any, t0: float, out: Path, annotate: Path | None
 ) -> dict[str, Any]:
-    from google.protobuf.json_format import MessageToDict
-
     from edge.cli.annotate import Annotator
 
-    seq = 0
     drawer = Annotator(pipeline, annotate, fps=source.fps) if annotate else None
+    try:
+        seq = _replay_into(pipeline, source, t0, out, drawer)
+    finally:  # a replay that fails part-way still leaves a playable annotated video
+        if drawer is not None:
+            drawer.close()
+    st = pipeline.stats
+    return {
+        "frames": st.frames_processed,
+        "skipped_by_motion_gating": st.frames_skipped,
+        "windows": seq,
+        "fps": round(st.fps, 1),
+        "detector_latency_ms": round(st.detector_latency_ms, 2),
+        "out": str(out),
+    }
+
+
+def _replay_into(pipeline: CameraPipeline, source: Any, t0: float, out: Path, drawer: Any) -> int:
+    """Feed every frame and write each closed window as one JSON line; returns the windows."""
+    from google.protobuf.json_format import MessageToDict
+
+    seq = 0
     t = 0.0
     with out.open("w", encoding="utf-8") as fh:
 
@@ -94,14 +112,4 @@ def _run(
             if n % 100 == 0:
                 print(f"replay: {n} frames, {pipeline.stats.fps:.1f} fps", file=sys.stderr)
         write(pipeline.flush(t0 + t + 1e-3))
-    if drawer is not None:
-        drawer.close()
-    st = pipeline.stats
-    return {
-        "frames": st.frames_processed,
-        "skipped_by_motion_gating": st.frames_skipped,
-        "windows": seq,
-        "fps": round(st.fps, 1),
-        "detector_latency_ms": round(st.detector_latency_ms, 2),
-        "out": str(out),
-    }
+    return seq
