@@ -130,6 +130,11 @@ class IngestService:
                     raise IngestError(f"database unavailable: {exc}") from exc
                 except psycopg.Error as exc:  # data the checks missed: never block the stream
                     return self._isolate(items, exc)
+                except (ArithmeticError, ValueError, TypeError) as exc:
+                    # a value our mapping cannot handle (a bug or an unforeseen input): the
+                    # culprit is dead-lettered instead of the batch being retried for ever
+                    log.exception("batch could not be mapped; isolating")
+                    return self._isolate(items, exc)
             else:
                 raise IngestError("ingest transaction kept conflicting; batch not stored")
             self._count(outcomes)
@@ -137,14 +142,20 @@ class IngestService:
         finally:
             request_id_var.reset(token)
 
-    def _isolate(self, items: Sequence[Incoming], exc: psycopg.Error) -> list[Outcome]:
-        """A batch the database refused: store the items one by one, so only the culprit is
-        dead-lettered (as `unprocessable`, raw payload kept) and the rest go through."""
+    def _isolate(self, items: Sequence[Incoming], exc: Exception) -> list[Outcome]:
+        """A batch the database refused (or that could not be mapped to rows): store the items
+        one by one, so only the culprit is dead-lettered (as `unprocessable`, raw payload kept)
+        and the rest go through."""
         if len(items) > 1:
-            log.warning("batch refused by the database; isolating", extra={"error": str(exc)})
+            log.warning("batch refused; isolating", extra={"error": str(exc)})
             return [outcome for item in items for outcome in self.ingest([item])]
         item = items[0]
-        reason = f"refused by the database: {exc}"[:500]
+        why = (
+            f"refused by the database: {exc}"
+            if isinstance(exc, psycopg.Error)
+            else (f"could not be stored: {exc!r}")
+        )
+        reason = why[:500]
         try:
             with self.pool.connection() as conn, conn.transaction():
                 deadletter.add_dead_letters(

@@ -92,6 +92,8 @@ def decode(item: Incoming, limits: Limits, now: datetime) -> telemetry_pb2.Envel
         _check_envelope(env, item, limits, now)
     except _InvalidError as exc:
         return Rejection(exc.code, exc.reason)
+    except (ArithmeticError, ValueError, TypeError) as exc:  # a value the checks did not foresee
+        return Rejection(Reason.UNPROCESSABLE, f"checks failed on this envelope: {exc!r}")
     return env
 
 

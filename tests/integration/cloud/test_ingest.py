@@ -206,6 +206,30 @@ def test_a_batch_the_database_refuses_is_isolated(fleet: dict[str, str], pg_pool
     assert _scalar(pg_pool, sql, d) == 1
 
 
+class _BuggyMappingService(IngestService):
+    """Fails to map (like an unforeseen value would) any batch holding line 'poison'."""
+
+    def _write(self, conn: Any, batch: Any) -> None:
+        if any(row[3] == "poison" for row in batch.rows["line_counts"]):
+            raise OverflowError("value the mapping did not foresee")
+        super()._write(conn, batch)
+
+
+def test_a_batch_that_cannot_be_mapped_is_isolated_not_retried(
+    fleet: dict[str, str], pg_pool: Any
+) -> None:
+    svc = _BuggyMappingService(pg_pool, Limits())
+    s, d = fleet["store"], fleet["dev"]
+    items = [_mqtt(_window(fleet, seq, lines={name: (1, 0)}), s, d)
+             for seq, name in ((11, "door"), (12, "poison"), (13, "door"))]  # fmt: skip
+    outcomes = svc.ingest(items)  # no exception: nothing is left for endless redelivery
+    assert [o.status for o in outcomes] == [Status.ACCEPTED, Status.REJECTED, Status.ACCEPTED]
+    assert outcomes[1].reason.startswith("unprocessable: could not be stored: OverflowError")
+    sql = ("SELECT count(*) FROM dead_letters WHERE reason_code = 'unprocessable'"
+           " AND reason LIKE 'could not be stored%%' AND device_id=%s")  # fmt: skip
+    assert _scalar(pg_pool, sql, d) == 1
+
+
 def test_health_text_must_be_printable(service: IngestService, fleet: dict[str, str]) -> None:
     env = health_envelope(store_id=fleet["store"], device_id=fleet["dev"], sequence=9,
                           start=NOW - timedelta(seconds=30), end=NOW)  # fmt: skip

@@ -116,3 +116,18 @@ def test_timestamps_outside_the_timestamp_range_are_rejected_not_raised(
     out = decode(_item(env), LIMITS, NOW)
     assert isinstance(out, Rejection) and out.code is Reason.OUT_OF_RANGE
     assert field in out.reason
+
+
+def test_a_check_that_fails_unexpectedly_rejects_instead_of_raising(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cloud.ingest.validate as validate
+
+    def broken_check(*_: Any) -> None:
+        raise OverflowError("date value out of range")  # as an unforeseen value would
+
+    monkeypatch.setattr(validate, "_check_envelope", broken_check)
+    verdict = decode(_item(_env()), LIMITS, NOW)
+    assert isinstance(verdict, Rejection)
+    assert verdict.code is Reason.UNPROCESSABLE
+    assert "OverflowError" in verdict.reason
