@@ -34,6 +34,8 @@ ensure_postgres() {
   ver=$(ls /etc/postgresql | sort -V | tail -n1)
   echo "services: starting postgresql $ver"
   pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  # the package may have started the cluster before pg_hba.conf was edited: reload it
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main reload || true
   wait_port 5432 postgresql
 }
 
