@@ -1,4 +1,4 @@
-"""The Celery application: `celery -A cloud.workers.app worker -B` (or `mallpulse cloud worker`).
+"""The Celery application: `celery -A cloud.workers.app worker` (add `-B` on one worker for beat).
 
 Celery needs a module-level app; its broker comes from MALLPULSE_CELERY_BROKER_URL, read when the
 module loads. Task modules are listed in TASK_MODULES; each may define BEAT_SCHEDULE (a dict in
