@@ -1,9 +1,10 @@
 """Versioned plain-SQL migrations, applied in order under an advisory lock; safe to run twice.
 
 Files live in cloud/db/migrations as NNNN_name.sql. Variants: NNNN_name.timescale.sql runs only
-where the TimescaleDB extension is available, NNNN_name.plain.sql only where it is not; the
-version number NNNN is recorded once either way. Ranges: 0001-0099 core, 0100-0199 ingest and
-footfall, 0200-0299 CRM, 0300-0399 predictive analytics.
+where the TimescaleDB extension is available, NNNN_name.plain.sql only where it is not. A version
+may have a base file and variants: the base runs first, then the fitting variant, in one
+transaction, and the version number NNNN is recorded once. Ranges: 0001-0099 core, 0100-0199
+ingest and footfall, 0200-0299 CRM, 0300-0399 predictive analytics.
 """
 
 from __future__ import annotations
@@ -67,9 +68,8 @@ def migrate(conninfo: str) -> list[int]:
                 " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            timescale = timescaledb_available(conn)
-            for mig in discover():
-                if mig.version in done or _skip_variant(mig, timescale):
+            for mig in plan(discover(), timescale=timescaledb_available(conn)):
+                if mig.version in done:
                     continue
                 log.info(
                     "applying migration", extra={"version": mig.version, "migration": mig.name}
@@ -81,11 +81,25 @@ def migrate(conninfo: str) -> list[int]:
                         " VALUES (%s, %s, %s, %s)",
                         (mig.version, mig.name, mig.variant, mig.checksum),
                     )
-                done.add(mig.version)
                 applied_now.append(mig.version)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+def plan(migrations: list[Migration], *, timescale: bool) -> list[Migration]:
+    """One migration per version: its base file, then the variant that fits this database."""
+    parts: dict[int, list[Migration]] = {}
+    for mig in migrations:
+        if not _skip_variant(mig, timescale):
+            parts.setdefault(mig.version, []).append(mig)
+    steps = []
+    for version, files in sorted(parts.items()):
+        files.sort(key=lambda m: m.variant is not None)  # the base file first
+        variant = next((m.variant for m in files if m.variant), None)
+        sql = "\n".join(m.sql for m in files)
+        steps.append(Migration(version, files[0].name, variant, sql))
+    return steps
 
 
 def _skip_variant(mig: Migration, timescale: bool) -> bool:
