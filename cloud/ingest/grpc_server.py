@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -22,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from cloud.core.errors import AuthenticationError
 from cloud.core.security import Role, decode_token
 from cloud.core.settings import Settings
-from cloud.db.repositories import devices
+from cloud.db.repositories import devices, telemetry
 from cloud.ingest.errors import IngestError
 from cloud.ingest.service import IngestService, Status
 from cloud.ingest.validate import Incoming
@@ -83,11 +84,11 @@ class TelemetryIngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
         inbox: queue.Queue[object] = queue.Queue()
         threading.Thread(target=_pump, args=(request_iterator, inbox), daemon=True).start()
-        self._presence(caller, online=True)
+        opened = self._opened(caller)
         try:
             yield from self._serve(caller, inbox, context)
         finally:
-            self._presence(caller, online=False)
+            self._closed(caller, opened)
 
     def _serve(
         self, caller: Caller, inbox: queue.Queue[object], context: grpc.ServicerContext
@@ -110,12 +111,22 @@ class TelemetryIngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
             if len(batch) != len(envelopes):
                 return  # the client half-closed (or the stream broke)
 
-    def _presence(self, caller: Caller, *, online: bool) -> None:
+    def _opened(self, caller: Caller) -> datetime | None:
         if caller.device_id is None:
+            return None
+        try:
+            with self.service.pool.connection() as conn:
+                return telemetry.stream_opened(conn, caller.device_id)
+        except Exception:  # presence is best effort; never fail the stream for it
+            log.warning("could not record presence", exc_info=True)
+            return None
+
+    def _closed(self, caller: Caller, opened: datetime | None) -> None:
+        if caller.device_id is None or opened is None:
             return
         try:
             with self.service.pool.connection() as conn:
-                devices.set_online(conn, caller.device_id, online)
+                telemetry.stream_closed(conn, caller.device_id, opened)
         except Exception:  # presence is best effort; never fail the stream for it
             log.warning("could not record presence", exc_info=True)
 

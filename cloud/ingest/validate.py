@@ -136,6 +136,20 @@ def valid_timestamp(seconds: int, nanos: int) -> bool:
     return _TS_SECONDS[0] <= seconds <= _TS_SECONDS[1] and 0 <= nanos < 10**9
 
 
+def status_time_problem(
+    seconds: int, nanos: int, limits: Limits, now: datetime
+) -> Rejection | None:
+    """Why a presence timestamp cannot be applied (None when it can): it must be a valid
+    Timestamp and, like a window's end, at most `limits.max_skew_s` in the future (a status
+    from the far future would outrank every later real one and pin the device's presence)."""
+    if not valid_timestamp(seconds, nanos):
+        return Rejection(Reason.OUT_OF_RANGE, f"`at` ({seconds}s) is no valid timestamp")
+    ahead = seconds + nanos / 1e9 - now.timestamp()
+    if ahead > limits.max_skew_s:
+        return Rejection(Reason.OUT_OF_RANGE, f"`at` is {ahead:.0f}s in the future")
+    return None
+
+
 def _check_window(env: telemetry_pb2.Envelope, limits: Limits, now: datetime) -> None:
     if not env.HasField("window_start") or not env.HasField("window_end"):
         raise _InvalidError(Reason.BAD_PAYLOAD, "window_start and window_end are required")

@@ -199,3 +199,26 @@ def apply_status(
         (online, at, software_version, device_id, at),
     )
     return cur.rowcount == 1
+
+
+def stream_opened(conn: Conn, device_id: str) -> datetime | None:
+    """Mark a device online as a transport stream opens; returns the stamp that stands for
+    this stream's presence (None for an unknown device)."""
+    row = conn.execute(
+        "UPDATE devices SET online = true, status_at = clock_timestamp() WHERE id = %s"
+        " RETURNING status_at",
+        (device_id,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def stream_closed(conn: Conn, device_id: str, opened: datetime) -> bool:
+    """Mark a device offline as its stream closes, unless its presence changed since the stream
+    opened (a newer stream or a status message): an old stream closing after a reconnect must
+    not hide the open one. False when it left the device as it was."""
+    cur = conn.execute(
+        "UPDATE devices SET online = false, status_at = clock_timestamp()"
+        " WHERE id = %s AND status_at = %s",
+        (device_id, opened),
+    )
+    return cur.rowcount == 1
