@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     mqtt_ca_file: str | None = Field(default=None, description="CA file; enables MQTT TLS.")
     mqtt_topic_prefix: str = Field(default="mallpulse/v1", description="Device topic prefix.")
     mqtt_share_group: str = Field(
-        default="ingest", description="Shared-subscription group of the ingest processes."
+        default="ingest",
+        description="Shared-subscription group of the ingest processes; empty: plain "
+        "subscriptions (one ingest process only, e.g. the demo on its embedded broker).",
     )
     grpc_bind: str = Field(default="127.0.0.1:50051", description="gRPC ingest listen address.")
     api_host: str = Field(default="127.0.0.1", description="HTTP API listen host.")

@@ -134,7 +134,9 @@ class MqttIngest:
     def _topics(self) -> list[tuple[str, SubscribeOptions]]:
         cfg = self.config
         prefix = cfg.topic_prefix.rstrip("/")
-        share = f"$share/{cfg.share_group}/{prefix}"
+        # No group: plain subscriptions, for brokers whose shared subscriptions are unusable
+        # (the demo's embedded rumqttd panics when a persistent shared subscriber disconnects).
+        share = f"$share/{cfg.share_group}/{prefix}" if cfg.share_group else prefix
         opts = SubscribeOptions(qos=1)
         # Presence is subscribed without sharing so every process sees retained states.
         return [(f"{share}/+/+/window", opts), (f"{share}/+/+/health", opts),

@@ -76,6 +76,7 @@ def child_env(
         MALLPULSE_LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
     )
+    env.update(services.ingest_env())
     return env
 
 

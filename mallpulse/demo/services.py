@@ -67,8 +67,19 @@ class DemoServices:
     mqtt_host: str
     mqtt_port: int
     celery_broker_url: str
+    #: True when the MQTT broker is the embedded rumqttd (see `ingest_env`)
+    mqtt_embedded: bool = False
     descriptions: list[str] = field(default_factory=list)
     _owned: list[Any] = field(default_factory=list)
+
+    def ingest_env(self) -> dict[str, str]:
+        """Ingest settings the broker needs: rumqttd 0.20 disconnects a client whose PUBACKs
+        come out of order (two ingest workers ack per device) and its router panics ("group
+        must exists") when a persistent session with a shared subscription goes away with
+        messages in flight; so on the embedded broker one worker and plain subscriptions."""
+        if not self.mqtt_embedded:
+            return {}
+        return {"MALLPULSE_MQTT_SHARE_GROUP": "", "MALLPULSE_INGEST_MQTT_WORKERS": "1"}
 
     def close(self) -> None:
         """Stop embedded services (safe to call twice)."""
@@ -137,6 +148,7 @@ def _resolve_broker(services: DemoServices, data_dir: Path, *, embedded: bool) -
     broker.start(timeout=15)
     services._owned.append(broker)
     services.mqtt_host, services.mqtt_port = "127.0.0.1", port
+    services.mqtt_embedded = True
     services.descriptions.append(f"MQTT: embedded MQTT 5 broker (rumqttd) on 127.0.0.1:{port}")
 
 
