@@ -12,7 +12,7 @@ from cloud.api.deps import ConnDep, PoolDep, ViewerDep
 from cloud.api.schemas import footfall as s
 from cloud.api.schemas.footfall_fleet import StoreId
 from cloud.footfall import service
-from cloud.footfall.stream import event_stream, open_stream
+from cloud.footfall.stream import event_stream, hub_for, open_stream
 
 router = APIRouter(prefix="/v1/stores/{store_id}", tags=["footfall"])
 
@@ -51,8 +51,8 @@ async def stream(
     """`footfall` events as windows are ingested; reconnect with Last-Event-ID to replay."""
     principal.require_store(store_id)
     after = await open_stream(pool, store_id, last_event_id)
-    dsn = request.app.state.settings.database_url
-    return EventSourceResponse(event_stream(dsn, pool, store_id, after), ping=15)
+    hub = hub_for(request.app.state, request.app.state.settings.database_url, pool)
+    return EventSourceResponse(event_stream(hub, pool, store_id, after), ping=15)
 
 
 @router.get("/footfall", summary="Footfall history in the store's calendar")
