@@ -2,21 +2,24 @@
 
 A device (credential or device JWT) may only ask for its own config; an admin JWT may ask for
 any. WatchConfig sends the newest version whenever it is newer than what the device knows; it
-wakes on the NOTIFY that publishing sends and also looks every few seconds.
+wakes on the NOTIFY that publishing sends (through the process's one `ConfigWatchHub` LISTEN
+connection) and also looks every few seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 from collections.abc import Iterator
 
 import grpc
-import psycopg
 from psycopg_pool import ConnectionPool
 
 from cloud.core.errors import AuthenticationError
 from cloud.core.settings import Settings
 from cloud.db.repositories import devices_config as repo
+from cloud.ingest.config_hub import ConfigWatchHub
 from cloud.ingest.grpc_server import Caller, authenticate
 from protos.mallpulse.v1 import config_pb2, config_pb2_grpc
 
@@ -39,6 +42,7 @@ class DeviceConfigServicer(config_pb2_grpc.DeviceConfigServiceServicer):
     def __init__(self, settings: Settings, pool: ConnectionPool) -> None:
         self.settings = settings
         self.pool = pool
+        self.hub = ConfigWatchHub(settings.database_url)  # one LISTEN for all watches
 
     def _caller(self, device_id: str, context: grpc.ServicerContext) -> Caller:
         try:
@@ -66,16 +70,15 @@ class DeviceConfigServicer(config_pb2_grpc.DeviceConfigServiceServicer):
         """Each newer version as it is published, until the caller cancels."""
         self._caller(request.device_id, context)
         known = request.known_version
-        with psycopg.connect(self.settings.database_url, autocommit=True) as listener:
-            listener.execute(f"LISTEN {repo.CONFIG_CHANNEL}")
+        with self.hub.subscribe(request.device_id) as wake:  # before the first look: no gap
             while context.is_active():
                 with self.pool.connection() as conn:
                     row = repo.latest_config(conn, request.device_id)
                 if row is not None and row.version > known:
                     known = row.version
                     yield _message(row, request.device_id)
-                for _note in listener.notifies(timeout=_POLL_S, stop_after=1):
-                    pass  # any publish (or the timeout) wakes us to look again
+                with contextlib.suppress(queue.Empty):
+                    wake.get(timeout=_POLL_S)  # a publish for this device (or the timeout)
 
     def ReportStatus(  # noqa: N802
         self, request: config_pb2.ConfigStatus, context: grpc.ServicerContext
