@@ -113,8 +113,22 @@ def crm_seed(
         if done % 50 == 0 or done == total:
             typer.echo(f"  {done}/{total} customers", err=True)
 
-    with psycopg.connect(_settings().database_url) as conn:
+    from cloud.core.errors import SettingsError
+    from cloud.crm.config import crm_config
+
+    settings = _settings()
+    try:
+        program = crm_config(settings)[1]
+    except SettingsError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    with psycopg.connect(settings.database_url) as conn:
         totals = seed_demo_crm(
-            conn, customers=customers, stores=store, rng_seed=seed, progress=progress
+            conn,
+            customers=customers,
+            stores=store,
+            program=program,
+            rng_seed=seed,
+            progress=progress,
         )
     typer.echo(", ".join(f"{v} {k}" for k, v in totals.items()))

@@ -17,6 +17,7 @@ import psycopg
 from cloud.crm import consent
 from cloud.crm.identity.service import ingest_record
 from cloud.crm.loyalty import ledger, rewards
+from cloud.crm.loyalty.program import LoyaltyProgram
 from cloud.crm.touchpoints import record_touchpoint
 from cloud.crm.transactions import LineItem, record_transaction
 from cloud.db.repositories import crm_loyalty as loyalty_repo
@@ -67,7 +68,13 @@ def _account(conn: Conn, profile_id: int, number: str) -> int:
 
 
 def _activity(
-    conn: Conn, rng: random.Random, n: int, seed: int, stores: Sequence[str], now: datetime
+    conn: Conn,
+    rng: random.Random,
+    n: int,
+    seed: int,
+    stores: Sequence[str],
+    now: datetime,
+    program: LoyaltyProgram,
 ) -> int:
     ident = {"email": f"customer{n}.s{seed}@demo.mallpulse.dev"}
     for k in range(rng.randint(0, 4)):
@@ -92,6 +99,7 @@ def _activity(
             total_amount=total.quantize(Decimal("0.01")),
             identifiers=ident,
             items=items,
+            program=program,
         )
         count += 1
     return count
@@ -102,11 +110,13 @@ def seed_demo_crm(
     *,
     customers: int = 200,
     stores: Sequence[str],
+    program: LoyaltyProgram,
     rng_seed: int = 7,
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
-    """Create customers, loyalty members, touchpoints, purchases, consents and rewards."""
+    """Create customers, loyalty members, touchpoints, purchases (earning by `program`, the
+    configured programme), consents and rewards."""
     if not stores:
         raise ValueError("seed_demo_crm needs at least one existing store id")
     rng = random.Random(rng_seed)
@@ -118,7 +128,7 @@ def seed_demo_crm(
             if rng.random() < 0.6:
                 _account(conn, pid, f"D{rng_seed:03d}{n:07d}")
                 totals["members"] += 1
-            totals["transactions"] += _activity(conn, rng, n, rng_seed, stores, when)
+            totals["transactions"] += _activity(conn, rng, n, rng_seed, stores, when, program)
             if rng.random() < 0.5:
                 consent.set_consent(
                     conn,

@@ -14,6 +14,7 @@ from cloud.crm import lifecycle
 from cloud.crm.errors import CrmInvalidInputError, CrmNotFoundError
 from cloud.crm.identity.rules import IdentityRules
 from cloud.crm.identity.service import IdentifierInput, ingest_event_record
+from cloud.crm.loyalty.program import LoyaltyProgram
 from cloud.crm.money import to_amount, validate_currency
 from cloud.db.repositories import crm_events as repo
 
@@ -85,12 +86,17 @@ def record_transaction(
     kind: Literal["sale", "return"] = "sale",
     attributes: Mapping[str, Any] | None = None,
     earn_points: bool = True,
+    program: LoyaltyProgram | None = None,
     rules: IdentityRules | None = None,
 ) -> TransactionResult:
     """Record a POS transaction for the person its identifiers resolve to (idempotent by
-    store and receipt id), advance the lifecycle and earn loyalty points."""
+    store and receipt id), advance the lifecycle and earn loyalty points by `program`."""
     from cloud.crm.loyalty import purchases
 
+    if earn_points and program is None:
+        # No silent default: earning by a built-in programme while another is configured
+        # credits wrong points without anyone noticing.
+        raise TypeError("record_transaction earns points: pass program= (or earn_points=False)")
     currency = validate_currency(currency)
     total = to_amount(total_amount, field="total_amount")
     _validate(external_id=external_id, occurred_at=occurred_at, total=total, kind=kind)
@@ -130,8 +136,9 @@ def record_transaction(
         lifecycle.advance_profile(
             conn, profile_id=buyer.profile_id, store_id=store_id, when=occurred_at
         )
-        earn = earn_points and kind == "sale"
-        points = purchases.earn_for_transaction(conn, transaction_id=txn_id) if earn else 0
+        points = 0
+        if program is not None and earn_points and kind == "sale":
+            points = purchases.earn_for_transaction(conn, transaction_id=txn_id, program=program)
     return TransactionResult(txn_id, buyer.profile_id, True, points)
 
 

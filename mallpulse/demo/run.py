@@ -160,6 +160,8 @@ def seed_crm(services: DemoServices, customers: int, data_dir: Path) -> str:
     once per database (a marker file in the data folder remembers which were seeded)."""
     import psycopg
 
+    from cloud.core.settings import Settings
+    from cloud.crm.config import crm_config
     from cloud.crm.seed import seed_demo_crm
 
     marker = data_dir / "crm-seeded.json"
@@ -171,9 +173,16 @@ def seed_crm(services: DemoServices, customers: int, data_dir: Path) -> str:
         if done == total or done % max(1, total // 5) == 0:
             print(f"      seeded {done}/{total} customers", flush=True)
 
+    # the programme the demo's API earns by (MALLPULSE_CRM_LOYALTY_PROGRAM_FILE, if set)
+    program = crm_config(Settings(database_url=services.database_url))[1]
     with psycopg.connect(services.database_url) as conn:
         summary = seed_demo_crm(
-            conn, customers=customers, stores=[DEMO_STORE], rng_seed=7, progress=progress
+            conn,
+            customers=customers,
+            stores=[DEMO_STORE],
+            program=program,
+            rng_seed=7,
+            progress=progress,
         )
     marker.write_text(json.dumps([*seeded, services.database_url]))
     return "CRM seeded: " + ", ".join(f"{v} {k}" for k, v in summary.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from cloud.api.deps import ConnDep, MarketerDep
-from cloud.api.routes.customers_deps import IdempotencyKeyDep, RulesDep
+from cloud.api.routes.customers_deps import IdempotencyKeyDep, ProgramDep, RulesDep
 from cloud.api.schemas.crm import (
     LineItemPublic,
     ReversalPublic,
@@ -25,7 +25,12 @@ router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Record a POS transaction")
 def create_transaction(
-    body: TransactionCreate, conn: ConnDep, _: MarketerDep, rules: RulesDep, response: Response
+    body: TransactionCreate,
+    conn: ConnDep,
+    _: MarketerDep,
+    rules: RulesDep,
+    program: ProgramDep,
+    response: Response,
 ) -> TransactionPublic:
     """Idempotent by (store_id, external_id): a repeat answers 200 with the first result."""
     res = record_transaction(
@@ -43,6 +48,7 @@ def create_transaction(
         ],
         attributes=body.attributes.model_dump(exclude_none=True, mode="json"),
         rules=rules,
+        program=program,
     )
     if not res.created:
         response.status_code = status.HTTP_200_OK

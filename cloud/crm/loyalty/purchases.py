@@ -24,11 +24,9 @@ def _member_account(conn: Conn, profile_id: int) -> dict[str, Any] | None:
     return active[0] if active else None
 
 
-def earn_for_transaction(
-    conn: Conn, *, transaction_id: int, program: LoyaltyProgram | None = None
-) -> int:
-    """Credit a sale's points to its person's (oldest active) account, once; returns points."""
-    program = program or LoyaltyProgram()
+def earn_for_transaction(conn: Conn, *, transaction_id: int, program: LoyaltyProgram) -> int:
+    """Credit a sale's points by `program` (the configured one, never a built-in default) to its
+    person's (oldest active) account, once; returns points."""
     txn = ev_repo.get_transaction(conn, transaction_id)
     if txn is None:
         raise CrmNotFoundError(f"transaction {transaction_id} does not exist")

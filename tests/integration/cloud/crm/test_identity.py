@@ -46,6 +46,7 @@ def test_same_person_by_email_phone_and_loyalty_card_is_one_profile(
         total_amount=Decimal("10.00"),
         identifiers={"phone": _phone(uid), "pos_customer_id": f"C{uid}"},
         items=[LineItem(sku="S1", quantity=Decimal(1), unit_price=Decimal("10.00"))],
+        earn_points=False,
     )
     assert till.profile_id != web.profile_id  # nothing links them yet
     app = ingest_record(
@@ -107,6 +108,7 @@ def test_unmerge_restores_both_profiles_and_keeps_them_apart(
         total_amount="5.00",
         identifiers={"pos_customer_id": f"P{uid}"},
         attributes={"first_name": "Bea"},
+        earn_points=False,
     )
     wrong = ingest_record(  # a typo at the till links Ann's e-mail to Bea's POS id
         conn,
