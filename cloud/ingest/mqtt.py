@@ -3,9 +3,16 @@
 paho delivers messages on its network thread into one queue per worker thread (two by default),
 chosen by device, so each device's messages are stored in the order they arrived. Each worker
 takes batches from its queue, stores a batch through IngestService in one transaction and only
-then sends that batch's PUBACKs; while one worker waits on PostgreSQL the other maps its batch.
+then sends, per device, a delivery acknowledgement (`{prefix}/{store}/{device}/ack`, see
+cloud/ingest/delivery.py: the gateway deletes from its outbox only on it) and that batch's
+PUBACKs; while one worker waits on PostgreSQL the other maps its batch.
 A process killed mid-batch never acknowledged that batch: the broker redelivers it to the same
-persistent session (stable client id) and the (device, sequence) ledger drops the copies.
+persistent session (stable client id) and the (device, sequence) ledger drops the copies; what
+the broker itself lost, the gateway sends again for want of an acknowledgement.
+
+A batch that fails with the database unavailable is retried until it is back. One that fails
+otherwise `_POISON_AFTER` times is taken apart: each message is handled alone, and one that
+still fails is dead-lettered (unprocessable, with the error) and acknowledged.
 """
 
 from __future__ import annotations
@@ -26,14 +33,16 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import PoolTimeout
 
 from cloud.ingest.config_relay import ConfigRelay
+from cloud.ingest.delivery import acks_by_topic
 from cloud.ingest.errors import IngestError
 from cloud.ingest.paho_props import install as install_paho_props
-from cloud.ingest.service import IngestService
+from cloud.ingest.service import IngestService, Outcome
 from cloud.ingest.status import apply_statuses
 from cloud.ingest.validate import Incoming
 
 log = logging.getLogger(__name__)
 _QUIET_GAP_S = 0.005
+_POISON_AFTER = 3  # failures of a batch (or of one message) before it is taken apart
 
 
 @dataclass(frozen=True)
@@ -179,21 +188,62 @@ class MqttIngest:
 
     def _run(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> None:
         pending: list[mqtt.MQTTMessage] = []
+        failures = 0
         while not self._stop.is_set() or pending:
             if not pending:
-                pending = self._take(inbox)
+                pending, failures = self._take(inbox), 0
                 if not pending:
                     continue
             try:
                 self._handle(pending)
             except Exception as exc:  # the worker must outlive any failure; nothing is acked
+                transient = isinstance(exc, IngestError)
+                failures += 1
                 detail = exc.detail if isinstance(exc, IngestError) else repr(exc)
                 log.error("batch not stored; will retry", extra={"error": detail},
-                          exc_info=not isinstance(exc, IngestError))  # fmt: skip
+                          exc_info=not transient)  # fmt: skip
+                if not transient and failures >= _POISON_AFTER:
+                    pending, failures = self._take_apart(pending), 0
+                    continue
                 if self._stop.wait(1.0):
                     return  # unacknowledged: the broker redelivers them
                 continue
             pending = []
+
+    def _take_apart(self, messages: list[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
+        """Handle a failing batch message by message, dead-lettering (and acknowledging) those
+        that fail alone; returns the messages left when the database went away meanwhile."""
+        log.warning("batch keeps failing; handling its messages one by one",
+                    extra={"size": len(messages)})  # fmt: skip
+        for i, msg in enumerate(messages):
+            error: Exception | None = None
+            for _ in range(_POISON_AFTER):
+                try:
+                    self._handle([msg])
+                    error = None
+                    break
+                except IngestError:
+                    return messages[i:]
+                except Exception as exc:
+                    error = exc
+            if error is None:
+                continue
+            try:
+                self._dead_letter(msg, error)
+            except IngestError:
+                return messages[i:]
+        return []
+
+    def _dead_letter(self, msg: mqtt.MQTTMessage, error: Exception) -> None:
+        topic = msg.topic
+        parts = parse_topic(self.config.topic_prefix, topic)
+        store, device, kind = parts if parts else (None, None, None)
+        item = Incoming(bytes(msg.payload), "mqtt", msg.mid, topic, store, device, kind)
+        outcome = self.service.dead_letter(item, f"ingest failed: {error!r}")
+        if kind in ("window", "health"):
+            self._confirm([item], [outcome])
+        if msg.qos > 0:
+            self._client.ack(msg.mid, msg.qos)
 
     def _take(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
         try:
@@ -212,6 +262,11 @@ class MqttIngest:
             except queue.Empty:
                 break
         return batch
+
+    def _confirm(self, items: list[Incoming], outcomes: list[Outcome]) -> None:
+        """Tell each device which of its sequences are final (call only after the commit)."""
+        for topic, ack in acks_by_topic(self.config.topic_prefix, items, outcomes).items():
+            self._client.publish(topic, ack, qos=1)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Publish on the subscriber's connection (used by the config relay)."""
@@ -245,13 +300,13 @@ class MqttIngest:
                     statuses.append(item)
             else:
                 envelopes.append(item)
-        if envelopes:
-            self.service.ingest(envelopes)
+        outcomes = self.service.ingest(envelopes) if envelopes else []
         try:
             apply_statuses(self.service.pool, statuses)
             self._verdicts(verdicts)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise IngestError(f"database unavailable: {exc}") from exc
+        self._confirm(envelopes, outcomes)
         for msg in messages:  # committed: now the broker may forget them
             if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)

@@ -135,6 +135,16 @@ class IngestService:
                     # culprit is dead-lettered instead of the batch being retried for ever
                     log.exception("batch could not be mapped; isolating")
                     return self._isolate(items, exc)
+                except IngestError:
+                    raise
+                except Exception as exc:  # unforeseen: retried a few times, never for ever
+                    if attempt + 1 == _RETRIES:
+                        log.exception("batch keeps failing; isolating")
+                        return self._isolate(items, exc)
+                    log.warning(
+                        "batch failed; retrying", extra={"try": attempt, "error": repr(exc)}
+                    )
+                    time.sleep(0.05 * (attempt + 1))
             else:
                 raise IngestError("ingest transaction kept conflicting; batch not stored")
             self._count(outcomes)
@@ -149,25 +159,32 @@ class IngestService:
         if len(items) > 1:
             log.warning("batch refused; isolating", extra={"error": str(exc)})
             return [outcome for item in items for outcome in self.ingest([item])]
-        item = items[0]
         why = (
             f"refused by the database: {exc}"
             if isinstance(exc, psycopg.Error)
             else (f"could not be stored: {exc!r}")
         )
+        return [self.dead_letter(items[0], why)]
+
+    def dead_letter(self, item: Incoming, why: str) -> Outcome:
+        """Dead-letter one message as `unprocessable` (raw payload kept) in its own transaction;
+        its outcome is final (the transport acknowledges it)."""
         reason = why[:500]
+        env = _parsed(item.payload)
+        device = env.device_id if env is not None and env.device_id else item.device_id
+        sequence = env.sequence if env is not None and 0 < env.sequence < 2**63 else None
         try:
             with self.pool.connection() as conn, conn.transaction():
                 deadletter.add_dead_letters(
-                    conn, [(item.transport, item.topic, item.device_id, item.store_id, None,
+                    conn, [(item.transport, item.topic, device, item.store_id, sequence,
                             Reason.UNPROCESSABLE.value, reason, item.payload)],
                 )  # fmt: skip
         except (psycopg.OperationalError, PoolTimeout) as down:
             raise IngestError(f"database unavailable: {down}") from down
         log.error("envelope dead-lettered as unprocessable", extra={"error": reason})
-        outcome = Outcome(Status.REJECTED, item.device_id or "", 0, f"unprocessable: {reason}")
+        outcome = Outcome(Status.REJECTED, device or "", sequence or 0, f"unprocessable: {reason}")
         self._count([outcome])
-        return [outcome]
+        return outcome
 
     def _store(
         self, items: Sequence[Incoming], decoded: list[telemetry_pb2.Envelope | Rejection]
@@ -298,6 +315,16 @@ def _classify(
         else:
             outcomes.append(Outcome(Status.DUPLICATE, env.device_id, env.sequence))
     return outcomes, batch
+
+
+def _parsed(payload: bytes) -> telemetry_pb2.Envelope | None:
+    """The envelope in a payload, or None when it does not parse."""
+    env = telemetry_pb2.Envelope()
+    try:
+        env.ParseFromString(payload)
+    except DecodeError:
+        return None
+    return env
 
 
 def _dead_row(

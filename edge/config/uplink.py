@@ -45,6 +45,38 @@ class MqttConfig(StrictModel):
     topic_prefix: str = Field(
         default="mallpulse/v1", min_length=1, description="Topic prefix before {store}/{device}."
     )
+    delivery: Literal["cloud_ack", "broker_ack"] = Field(
+        default="cloud_ack",
+        description=(
+            "When an envelope leaves the outbox: 'cloud_ack' once the ingest confirms it on the "
+            "device's `ack` topic after its commit (end-to-end, no broker can lose it); "
+            "'broker_ack' on the broker's PUBACK (for ingests that do not acknowledge; a broker "
+            "restart or an absent subscriber can lose envelopes)."
+        ),
+    )
+    ack_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=3600.0,
+        description="cloud_ack: resend an envelope not confirmed this many seconds after sending.",
+    )
+    ack_timeout_max_s: float = Field(
+        default=600.0,
+        gt=0.0,
+        description="cloud_ack: the resend interval doubles per attempt up to this many seconds.",
+    )
+    max_unconfirmed: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="cloud_ack: envelopes sent and not yet confirmed; sending pauses beyond it.",
+    )
+
+    @model_validator(mode="after")
+    def _ack_timeouts(self) -> MqttConfig:
+        if self.ack_timeout_max_s < self.ack_timeout_s:
+            raise ValueError("ack_timeout_max_s must be at least ack_timeout_s")
+        return self
 
 
 class GrpcConfig(StrictModel):

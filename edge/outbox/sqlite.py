@@ -264,6 +264,41 @@ class SqliteOutbox:
             self._add_depth(conn, -deleted)
         return deleted
 
+    def ack_ranges(self, ranges: Iterable[tuple[int, int]]) -> int:
+        """Delete the entries inside inclusive (first, last) ranges in one transaction; returns
+        how many were present (a cloud acknowledgement names ranges, never single rows)."""
+        spans = [(int(a), int(b)) for a, b in ranges]
+        if not spans:
+            return 0
+        with self._write(self._ack_conn(), "cannot delete acknowledged entries in") as conn:
+            deleted = int(
+                conn.executemany(
+                    "DELETE FROM outbox WHERE sequence BETWEEN ? AND ?", spans
+                ).rowcount
+            )
+            self._add_depth(conn, -deleted)
+        return deleted
+
+    def read(self, sequences: Sequence[int]) -> list[OutboxEntry]:
+        """The entries with these sequences that are still stored, oldest first."""
+        if not sequences:
+            return []
+        out: list[OutboxEntry] = []
+        conn = self._ack_conn()
+        try:
+            for start in range(0, len(sequences), 500):  # SQLite's bound-parameter limit
+                chunk = [int(s) for s in sequences[start : start + 500]]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT sequence, kind, created_at, payload FROM outbox "
+                    f"WHERE sequence IN ({marks}) ORDER BY sequence",
+                    chunk,
+                ).fetchall()
+                out += [OutboxEntry(int(s), str(k), float(c), bytes(p)) for s, k, c, p in rows]
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read the outbox {self.path}: {exc}") from exc
+        return sorted(out, key=lambda e: e.sequence)
+
     def stats(self) -> OutboxStats:
         """Depth, oldest age, drops and last sequence, read in one snapshot."""
         conn = self._ack_conn()

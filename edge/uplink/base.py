@@ -35,7 +35,9 @@ class UplinkStats:
     """Counters of one uplink since start."""
 
     sent: int = 0
-    acked: int = 0
+    acked: int = 0  # PUBACKs (MQTT) or acks (gRPC)
+    confirmed: int = 0  # MQTT cloud_ack: envelopes the cloud confirmed after its commit
+    resent: int = 0  # MQTT cloud_ack: envelopes sent again for want of a confirmation
     rejected: int = 0
     connects: int = 0
     disconnects: int = 0

@@ -1,11 +1,16 @@
 """MQTT uplink (paho-mqtt 2.x, MQTT 5): drains the outbox at QoS 1 over a persistent session.
 
-One thread owns the paho client: it connects (backoff with jitter), runs the network loop,
+One thread owns the paho client: it connects (backoff with jitter), runs the network loop and
 publishes outbox entries in sequence order (paho keeps at most `max_inflight` of them
-unacknowledged on the wire, and a short queue behind them), and deletes an entry once its
-PUBACK arrives. paho keeps unacknowledged messages across
-reconnects and resends them with DUP set; after a process restart the outbox resends them.
-The cloud deduplicates on (device, sequence).
+unacknowledged on the wire, and a short queue behind them). A PUBACK only frees that slot.
+
+With `delivery: cloud_ack` (the default) an entry is deleted when the ingest confirms it on the
+device's `ack` topic (a `DeliveryAck`, sent after the ingest's commit); an entry not confirmed
+within `ack_timeout_s` is sent again, with a doubling wait (see edge/uplink/delivery.py). So a
+broker that PUBACKs and then loses the message (a restart, a shared group with no member, a full
+queue) costs a resend, not the envelope. With `delivery: broker_ack` the PUBACK deletes it, as
+older versions did. paho resends unacknowledged PUBLISHes after a reconnect; after a process
+restart the outbox resends everything it holds. The cloud deduplicates on (device, sequence).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from google.protobuf.message import DecodeError
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -27,8 +33,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.config import DeviceIdentity, MqttConfig
 from edge.outbox import OutboxEntry, SqliteOutbox
 from edge.uplink.base import Backoff, UplinkError, UplinkStats
+from edge.uplink.delivery import Unconfirmed, ack_ranges
+from edge.uplink.mqtt_client import build_client, client_id_for, device_status
 from edge.uplink.topics import Topics
-from protos.mallpulse.v1 import telemetry_pb2
+from protos.mallpulse.v1 import delivery_pb2
+
+__all__ = ["MqttUplink", "build_client", "client_id_for", "device_status"]
 
 log = logging.getLogger(__name__)
 
@@ -45,50 +55,7 @@ _QUEUED = 64
 # hot path.
 _ACK_BATCH = 500
 _ACK_EVERY_S = 0.1
-
-
-def client_id_for(identity: DeviceIdentity) -> str:
-    """Stable, unique-per-device client id (a persistent session needs the same id)."""
-    return f"mallpulse-{identity.store_id}-{identity.device_id}"[:128]
-
-
-def device_status(
-    identity: DeviceIdentity, *, online: bool, version: str, at: float | None = None
-) -> bytes:
-    """Serialized DeviceStatus for the retained `status` topic, stamped `at` (default now)."""
-    msg = telemetry_pb2.DeviceStatus(
-        device_id=identity.device_id,
-        store_id=identity.store_id,
-        online=online,
-        software_version=version,
-    )
-    msg.at.FromNanoseconds(int((time.time() if at is None else at) * 1e9))
-    return msg.SerializeToString()
-
-
-def build_client(config: MqttConfig, client_id: str) -> mqtt.Client:
-    """A paho client with credentials, TLS and the in-flight window from the config."""
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv5,
-    )
-    if config.username is not None:
-        password = config.password.get_secret_value() if config.password else None
-        client.username_pw_set(config.username, password)
-    if config.tls is not None:
-        tls = config.tls
-        try:
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-            )
-        except (OSError, ValueError) as exc:
-            raise UplinkError(f"uplink.mqtt.tls: cannot load certificates: {exc}") from exc
-        client.tls_insecure_set(tls.insecure_skip_verify)
-    client.max_inflight_messages_set(config.max_inflight)
-    return client
+_SILENCE_WARN_S = 600.0  # repeat the "no cloud acknowledgement" warning at most this often
 
 
 class MqttUplink:
@@ -124,7 +91,13 @@ class MqttUplink:
         self._client.on_publish = self._handle_publish
         self._client.on_message = self._handle_message
         self._pending: dict[int, int] = {}  # paho mid -> outbox sequence
-        self._acked: list[int] = []
+        self._cloud_ack = config.delivery == "cloud_ack"
+        self._unconfirmed = Unconfirmed(
+            config.ack_timeout_s, config.ack_timeout_max_s, config.max_unconfirmed
+        )
+        self._resend: deque[int] = deque()  # overdue sequences to publish again
+        self._silence_warned = 0.0  # monotonic time of the last "no cloud ack" warning
+        self._acked: list[tuple[int, int]] = []  # confirmed ranges not yet deleted
         self._acked_at = 0.0  # monotonic time of the last deletion batch
         self._buffer: deque[OutboxEntry] = deque()  # read from the outbox, not yet published
         self._cursor = 0  # highest sequence read into the buffer
@@ -141,8 +114,13 @@ class MqttUplink:
 
     @property
     def in_flight(self) -> int:
-        """Envelopes published and not yet acknowledged."""
+        """Envelopes published and not yet acknowledged by the broker."""
         return len(self._pending)
+
+    @property
+    def unconfirmed(self) -> int:
+        """cloud_ack: envelopes sent and not yet confirmed by the cloud."""
+        return len(self._unconfirmed)
 
     def start(self) -> None:
         """Start the uplink thread."""
@@ -235,6 +213,14 @@ class MqttUplink:
         room = self.config.max_inflight + _QUEUED - len(self._pending)
         if room <= 0 or time.monotonic() < self._hold_until:
             return True
+        if self._cloud_ack:
+            room = self._resend_due(room)
+            if room <= 0:
+                return True
+            # Sending pauses while `max_unconfirmed` envelopes wait for the cloud.
+            room = min(room, self._unconfirmed.room)
+            if room <= 0:
+                return False  # woken by the next acknowledgement or resend check
         more = bool(self._buffer)
         if not self._buffer:
             entries = self.outbox.peek(after=self._cursor, limit=max(room, _PREFETCH))
@@ -243,13 +229,49 @@ class MqttUplink:
                 self._cursor = entries[-1].sequence
             more = len(entries) == max(room, _PREFETCH)
         while self._buffer and room > 0:
-            entry = self._buffer.popleft()
-            topic = self._topic_of.get(entry.kind) or self.topics.of(entry.kind)
-            info = self._client.publish(topic, entry.payload, qos=1)
-            self._pending[info.mid] = entry.sequence
-            self.stats.sent += 1
+            self._publish(self._buffer.popleft())
             room -= 1
         return more or bool(self._buffer)
+
+    def _publish(self, entry: OutboxEntry) -> None:
+        topic = self._topic_of.get(entry.kind) or self.topics.of(entry.kind)
+        info = self._client.publish(topic, entry.payload, qos=1)
+        self._pending[info.mid] = entry.sequence
+        self.stats.sent += 1
+        if self._cloud_ack:
+            self._unconfirmed.sent(entry.sequence)
+
+    def _resend_due(self, room: int) -> int:
+        """Publish overdue entries again (oldest first); returns the room left."""
+        self._resend.extend(self._unconfirmed.due())
+        if not self._resend or room <= 0:
+            return room
+        self._flush_acks(force=True)  # what was confirmed meanwhile is not resent
+        take = [self._resend.popleft() for _ in range(min(room, len(self._resend)))]
+        take = [s for s in take if s in self._unconfirmed]
+        entries = self.outbox.read(take)
+        found = {e.sequence for e in entries}
+        self._unconfirmed.forget(s for s in take if s not in found)  # dropped by the bounds
+        for entry in entries:
+            self._publish(entry)
+        self.stats.resent += len(entries)
+        if entries:
+            self._warn_if_silent(entries[0].sequence)
+        return room - len(entries)
+
+    def _warn_if_silent(self, oldest: int) -> None:
+        now = time.monotonic()
+        silent = now - self._unconfirmed.last_confirmed_at
+        if silent < 2 * self.config.ack_timeout_s or now - self._silence_warned < _SILENCE_WARN_S:
+            return
+        self._silence_warned = now
+        log.warning(
+            "no delivery acknowledgement from the cloud; envelopes stay in the outbox and are "
+            "sent again. An ingest that does not acknowledge (older than this gateway) needs "
+            "uplink.mqtt.delivery: broker_ack, which deletes on the broker's PUBACK instead",
+            extra={"silent_s": round(silent, 1), "oldest_sequence": oldest,
+                   "unconfirmed": len(self._unconfirmed), "event": "cloud_ack"},
+        )  # fmt: skip
 
     def _flush_acks(self, *, force: bool = False) -> None:
         if not self._acked:
@@ -260,7 +282,7 @@ class MqttUplink:
             acked, self._acked = self._acked, []
             self._acked_at = now
             try:
-                self.outbox.ack(acked)
+                self.outbox.ack_ranges(acked)
             except Exception:
                 self._acked = acked + self._acked  # keep them for the next attempt
                 raise
@@ -273,7 +295,11 @@ class MqttUplink:
                 offline = device_status(self.identity, online=False, version=self._version)
                 info = self._client.publish(self.topics.status, offline, qos=1, retain=True)
             deadline = time.monotonic() + 2.0
-            while self._pending or (info is not None and not info.is_published()):
+            while (
+                self._pending
+                or (self._cloud_ack and len(self._unconfirmed))
+                or (info is not None and not info.is_published())
+            ):
                 if time.monotonic() > deadline:
                     break
                 if self._client.loop(timeout=_POLL_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -303,6 +329,12 @@ class MqttUplink:
                 self.identity, online=True, version=self._version, at=self._connect_at
             )
             client.publish(self.topics.status, online, qos=1, retain=True)
+        if self._cloud_ack:
+            # Subscribed on every connect (a broker without persistence forgets it); it is sent
+            # before any PUBLISH of this connection, so no acknowledgement can come too early.
+            client.subscribe(self.topics.ack, options=SubscribeOptions(qos=1))
+            if self.stats.connects > 1:
+                self._unconfirmed.rearm(now_due=not flags.session_present)
         if self._on_config is not None:
             client.subscribe(self.topics.config, options=SubscribeOptions(qos=1))
 
@@ -331,10 +363,15 @@ class MqttUplink:
             )
             return
         self.stats.acked += 1
-        self._acked.append(seq)
+        if not self._cloud_ack:
+            self._acked.append((seq, seq))
 
     def _handle_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        if self._on_config is None or message.topic != self.topics.config:
+        topic = message.topic
+        if topic == self.topics.ack:
+            self._handle_cloud_ack(bytes(message.payload))
+            return
+        if self._on_config is None or topic != self.topics.config:
             return
         try:
             reply = self._on_config(bytes(message.payload))
@@ -343,3 +380,21 @@ class MqttUplink:
             return
         if reply is not None:
             self.publish_config_status(reply)
+
+    def _handle_cloud_ack(self, payload: bytes) -> None:
+        """The cloud committed these sequences: delete them (batched) and stop tracking them."""
+        try:
+            ack = delivery_pb2.DeliveryAck.FromString(payload)
+        except DecodeError:
+            log.error("undecodable delivery acknowledgement ignored", extra={"event": "cloud_ack"})
+            return
+        ranges = list(ack_ranges(ack))
+        self.stats.confirmed += self._unconfirmed.confirm(ranges)
+        self._acked.extend(ranges)
+        if ack.rejected:
+            self.stats.rejected += len(ack.rejected)
+            log.error(
+                "the cloud dead-lettered envelopes",
+                extra={"sequences": list(ack.rejected)[:20], "event": "cloud_ack"},
+            )
+        self._wake.set()  # room for more

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("window", "health", "status", "config", "config/status")
+KINDS = ("window", "health", "status", "config", "config/status", "ack")
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +16,7 @@ class Topics:
     device_id: str
 
     def of(self, kind: str) -> str:
-        """The topic of a kind: window, health, status, config or config/status."""
+        """The topic of a kind: window, health, status, config, config/status or ack."""
         if kind not in KINDS:
             raise ValueError(f"unknown topic kind '{kind}'; known: {KINDS}")
         return f"{self.prefix.rstrip('/')}/{self.store_id}/{self.device_id}/{kind}"
@@ -35,3 +35,8 @@ class Topics:
     def config_status(self) -> str:
         """The device's verdict on a config (JSON: version, accepted, field, reason)."""
         return self.of("config/status")
+
+    @property
+    def ack(self) -> str:
+        """Delivery acknowledgements (DeliveryAck protobuf) the ingest sends after its commit."""
+        return self.of("ack")

@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.outbox import SqliteOutbox
 from protos.mallpulse.v1 import telemetry_pb2
+from tests.support.mqtt import ack_for
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +116,10 @@ class Collector:
         # messages published before the SUBACK would never reach this subscriber
         assert subscribed.wait(10), "collector: no SUBACK"
 
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.envelopes.append(telemetry_pb2.Envelope.FromString(bytes(msg.payload)))
+        client.publish(*ack_for(msg.topic, bytes(msg.payload)), qos=1)  # as the ingest does
 
     def unique(self) -> list[telemetry_pb2.Envelope]:
         with self.lock:

@@ -31,6 +31,7 @@ from edge.uplink import Backoff
 from edge.uplink.mqtt import MqttUplink
 from edge.uplink.session import UplinkSession
 from protos.mallpulse.v1 import telemetry_pb2
+from tests.support.mqtt import ack_for
 
 pytestmark = pytest.mark.integration
 
@@ -100,9 +101,11 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 class Collector:
-    """A cloud-side subscriber with a persistent session; records every message."""
+    """A cloud-side subscriber with a persistent session; records every message and, as the
+    ingest does after its commit, acknowledges each envelope on the device's `ack` topic."""
 
-    def __init__(self, port: int, prefix: str) -> None:
+    def __init__(self, port: int, prefix: str, *, ack: bool = True) -> None:
+        self.ack = ack
         self.messages: list[tuple[str, bytes, bool]] = []
         self.lock = threading.Lock()
         self.client = mqtt.Client(
@@ -113,6 +116,7 @@ class Collector:
         self.client.reconnect_delay_set(1, 1)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
+        self.client.max_inflight_messages_set(1000)
         subscribed = threading.Event()
         self.client.on_subscribe = lambda *_: subscribed.set()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -122,9 +126,11 @@ class Collector:
         # messages published before the SUBACK would never reach this subscriber
         assert subscribed.wait(10), "collector: no SUBACK"
 
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+        if self.ack and msg.topic.endswith(("/window", "/health")):
+            client.publish(*ack_for(msg.topic, bytes(msg.payload)), qos=1)
 
     def envelopes(self, kind: str = "window") -> list[telemetry_pb2.Envelope]:
         with self.lock:
@@ -331,14 +337,15 @@ class FlakyOutbox(SqliteOutbox):
         super().__init__(path)
         self.failures = failures
 
-    def ack(self, sequences: Any) -> int:
+    def ack_ranges(self, ranges: Any) -> int:
         if self.failures > 0:
             self.failures -= 1
             raise OutboxError("disk I/O error (injected)")
-        return super().ack(sequences)
+        return super().ack_ranges(ranges)
 
 
 def test_outbox_errors_do_not_stop_the_uplink(broker: Broker, tmp_path: Path, prefix: str) -> None:
+    collector = Collector(broker.port, prefix)
     outbox = FlakyOutbox(tmp_path / "outbox.db", failures=2)
     outbox.put_many([window(i) for i in range(20)])
     uplink = make_uplink(outbox, broker.port, prefix)
@@ -348,6 +355,7 @@ def test_outbox_errors_do_not_stop_the_uplink(broker: Broker, tmp_path: Path, pr
     finally:
         uplink.stop()
         outbox.close()
+        collector.close()
     assert outbox.failures == 0
 
 

@@ -28,6 +28,7 @@ from edge.uplink import Backoff, Uplink
 from edge.uplink.grpc import GrpcUplink
 from edge.uplink.mqtt import MqttUplink
 from protos.mallpulse.v1 import ingest_pb2, ingest_pb2_grpc, telemetry_pb2
+from tests.support.mqtt import ack_for
 
 pytestmark = pytest.mark.integration
 
@@ -102,9 +103,10 @@ class MqttEndpoint:
         except OSError:
             return False
 
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.seen.append(telemetry_pb2.Envelope.FromString(bytes(msg.payload)).sequence)
+        client.publish(*ack_for(msg.topic, bytes(msg.payload)), qos=1)  # as the ingest does
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -123,3 +123,38 @@ def test_wrong_password_is_refused(secured_broker: dict[str, Any]) -> None:
     c, rc = _client(b["port"], b["d1"], b["pw2"])
     assert rc is not None and rc.is_failure
     c.loop_stop()
+
+
+def test_a_device_reads_only_its_own_acknowledgements(secured_broker: dict[str, Any]) -> None:
+    b = secured_broker
+    own = f"mallpulse/v1/{b['s1']}/{b['d1']}/ack"
+    other = f"mallpulse/v1/{b['s2']}/{b['d2']}/ack"
+    got: dict[str, list[tuple[str, bytes]]] = {"d1": [], "d2": []}
+    devs = {}
+    for name in ("d1", "d2"):
+        c, rc = _client(b["port"], b[name], b["pw" + name[1]])
+        assert rc is not None and not rc.is_failure
+        c.on_message = lambda _c, _u, msg, n=name: got[n].append((msg.topic, bytes(msg.payload)))
+        devs[name] = c
+    subscribed = {"n": 0}
+    devs["d1"].on_subscribe = lambda *_: subscribed.__setitem__("n", subscribed["n"] + 1)
+    devs["d1"].subscribe([(own, 1), (other, 1)])  # the broker grants, but delivers only what
+    devs["d2"].subscribe(other, qos=1)  # the ACL allows
+    deadline = time.monotonic() + 5
+    while subscribed["n"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    devs["d1"].publish(other, b"forged", qos=1).wait_for_publish(5)  # may not ack for d2
+    ingest, rc = _client(b["port"], "mallpulse-ingest", "ingest-secret")
+    assert rc is not None and not rc.is_failure
+    for topic in (own, other):
+        ingest.publish(topic, b"ack", qos=1).wait_for_publish(5)
+    deadline = time.monotonic() + 5
+    while (not got["d1"] or not got["d2"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert got["d1"] == [(own, b"ack")]
+    assert got["d2"] == [(other, b"ack")]  # the ingest's, not the forged one
+    for c in (ingest, *devs.values()):
+        c.loop_stop()
+        c.disconnect()

@@ -19,9 +19,11 @@ def test_acl_confines_each_device_to_its_topics() -> None:
     assert blocks["user gw1"] == [
         "topic write mallpulse/v1/s1/gw1/window", "topic write mallpulse/v1/s1/gw1/health",
         "topic write mallpulse/v1/s1/gw1/status", "topic write mallpulse/v1/s1/gw1/config/status",
-        "topic read mallpulse/v1/s1/gw1/config",
+        "topic read mallpulse/v1/s1/gw1/config", "topic read mallpulse/v1/s1/gw1/ack",
     ]  # fmt: skip
-    assert "topic read mallpulse/v1/#" in text.split("user gw1")[0]
+    ingest = text.split("user gw1")[0]
+    assert "topic read mallpulse/v1/#" in ingest
+    assert "topic write mallpulse/v1/+/+/ack" in ingest  # delivery acknowledgements
     assert not any("#" in line or "+" in line for line in blocks["user gw2"])
 
 

@@ -199,3 +199,24 @@ def test_a_failed_write_rolls_back_whole_and_the_outbox_stays_usable(tmp_path: P
         outbox.ack([1])
     assert [e.sequence for e in outbox.peek()] == [1] and outbox.stats().depth == 1
     outbox.close()
+
+
+def test_ack_ranges_delete_inclusive_ranges_and_keep_the_depth(tmp_path: Path) -> None:
+    box = SqliteOutbox(tmp_path / "o.db")
+    box.put_many([window(i) for i in range(10)])
+    assert box.ack_ranges([(2, 4), (9, 2**62), (20, 30)]) == 5
+    assert [e.sequence for e in box.peek(limit=100)] == [1, 5, 6, 7, 8]
+    assert box.stats().depth == 5
+    assert box.ack_ranges([]) == 0
+    box.close()
+
+
+def test_read_returns_the_stored_ones_of_given_sequences(tmp_path: Path) -> None:
+    box = SqliteOutbox(tmp_path / "o.db")
+    box.put_many([window(i) for i in range(1200)])
+    box.ack([3])
+    wanted = [1200, 3, 2, 1100, 5000, *range(10, 700)]
+    got = [e.sequence for e in box.read(wanted)]
+    assert got == sorted(set(wanted) - {3, 5000})
+    assert box.read([]) == []
+    box.close()
