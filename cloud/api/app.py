@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from cloud.api.metrics_middleware import MetricsMiddleware
 from cloud.api.middleware import RequestIdMiddleware
 from cloud.api.problems import install_problem_handlers
 from cloud.api.routes import ROUTERS
@@ -40,6 +41,7 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
     app.state.settings = settings
     app.state.pool = pool
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware)  # outermost: times whole requests, by route
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
