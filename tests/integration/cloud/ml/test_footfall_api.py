@@ -8,20 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 
 from cloud.core.security import Role
+from cloud.db.repositories import telemetry
 from cloud.ml.footfall import service
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def _seed(conn: psycopg.Connection[Any], store: str, days: int, spike_hour: int) -> None:
-    kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'line_counts_1h'").fetchone()
-    if kind is None or kind[0] != "r":
-        pytest.fail("line_counts_1h is not a plain table (TimescaleDB?): seed line_counts instead")
-    rows = []
+    """Hourly windows into line_counts, then the hourly rollup as each engine keeps it: ingest's
+    upsert on plain PostgreSQL, a refresh of the continuous aggregate on TimescaleDB."""
+    hourly: dict[tuple[str, str, datetime], list[int]] = {}
     for i in range(days * 24):
         h = i % 24
         people = round(60 * math.sin(math.pi * (h - 8) / 12)) if 8 <= h <= 20 else 0
@@ -29,14 +28,25 @@ def _seed(conn: psycopg.Connection[Any], store: str, days: int, spike_hour: int)
             people += 400
         for line, share in (("door-a", 0.6), ("door-b", 0.4)):
             if people:
-                rows.append((store, line, T0 + timedelta(hours=i), round(people * share), 0))
+                hourly[(store, line, T0 + timedelta(hours=i))] = [round(people * share), 0]
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO line_counts_1h (store_id, line_id, bucket, in_count, out_count)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            rows,
+            "INSERT INTO line_counts VALUES (%s, 'gw', 'cam', %s, %s, %s + interval '1 hour',"
+            " %s, %s)",
+            [(s, line, t, t, n_in, n_out) for (s, line, t), (n_in, n_out) in hourly.items()],
         )
+    if telemetry.rollup_is_table(conn):
+        telemetry.add_hourly(conn, hourly)
+        conn.commit()
+        return
     conn.commit()
+    # months back: far behind the refresh policy's window, so refresh that range explicitly
+    conn.autocommit = True
+    conn.execute(
+        "CALL refresh_continuous_aggregate('line_counts_1h', %s::timestamptz, %s::timestamptz)",
+        (T0, T0 + timedelta(days=days)),
+    )
+    conn.autocommit = False
 
 
 def test_learns_once_flags_the_spike_and_serves_the_api(
