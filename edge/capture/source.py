@@ -55,20 +55,27 @@ class FrameSource(Protocol):
 
 
 class RateCap:
-    """Drops frames that come sooner than 1 / max_fps after the last kept one (stream time)."""
+    """Keeps at most max_fps frames a second (stream time), as close to max_fps as the source
+    allows: one frame per 1 / max_fps slot, the first that reaches the slot."""
+
+    #: seconds a frame may come before its slot (float noise in stream timestamps)
+    EARLY_S = 1e-3
 
     def __init__(self, max_fps: float | None) -> None:
         self.period = 1.0 / max_fps if max_fps else 0.0
-        self.last: float | None = None
+        self.due: float | None = None
         self.dropped = 0
 
     def admit(self, t: float) -> bool:
         """Whether a frame at time t is kept."""
-        # a small tolerance keeps 25 fps -> 12.5 fps caps from dropping every other kept frame
-        if self.last is not None and t - self.last < self.period * 0.95:
+        if self.due is not None and t < self.due - self.EARLY_S:
             self.dropped += 1
             return False
-        self.last = t
+        # The next slot follows this slot, not this frame: measuring from the kept frame (which
+        # comes up to a source frame late) made 25 fps capped at 10 deliver 8.3. After a gap
+        # (a stall, a reconnect) the slots start again from the frame, without a burst.
+        late = self.due is not None and t - self.due < self.period
+        self.due = (self.due if late and self.due is not None else t) + self.period
         return True
 
 
@@ -86,6 +93,8 @@ class FileSource:
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
         self._cap_rate = RateCap(max_fps)
+        #: frames per second this source yields: the file's rate, or the cap when lower
+        self.rate = min(self.fps, max_fps) if max_fps else self.fps
         self._stop = threading.Event()
         self.epoch_offset = time.time()  # stream position + this = wall-clock epoch seconds
 

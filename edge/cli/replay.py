@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from edge.cli.windows_json import Totals
     from edge.pipeline import CameraPipeline
 
 DEFAULT_START = "2026-01-01T00:00:00+00:00"
@@ -54,25 +55,45 @@ def replay(
         cap = cam.max_fps if max_fps is None else (max_fps or None)
         source = FileSource(video, max_fps=cap)
         pipeline = build_pipeline(cfg, cam.id, base_dir=config.resolve().parent)
-    except (ConfigError, CaptureError, EdgeError, KeyError, ValueError) as exc:
+        _make_folders(out, annotate)
+    except KeyError as exc:  # str() of a KeyError quotes its message
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from exc
+    except (ConfigError, CaptureError, EdgeError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
         summary = _run(pipeline, source, t0, out, annotate)
-    except CaptureError as exc:
+    except (CaptureError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary))
+
+
+def _make_folders(*paths: Path | None) -> None:
+    """Create the folders of the output files (ValueError saying which one cannot be)."""
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot create the folder {path.parent}: {exc.strerror or exc}"
+            ) from exc
 
 
 def _run(
     pipeline: CameraPipeline, source: Any, t0: float, out: Path, annotate: Path | None
 ) -> dict[str, Any]:
     from edge.cli.annotate import Annotator
+    from edge.cli.windows_json import Totals
 
-    drawer = Annotator(pipeline, annotate, fps=source.fps) if annotate else None
+    # the video holds the frames the pipeline saw: written at the rate they were kept
+    drawer = Annotator(pipeline, annotate, fps=source.rate) if annotate else None
+    totals = Totals.for_camera(pipeline.camera)
     try:
-        seq = _replay_into(pipeline, source, t0, out, drawer)
+        seq = _replay_into(pipeline, source, t0, out, drawer, totals)
     finally:  # a replay that fails part-way still leaves a playable annotated video
         if drawer is not None:
             drawer.close()
@@ -83,13 +104,16 @@ def _run(
         "windows": seq,
         "fps": round(st.fps, 1),
         "detector_latency_ms": round(st.detector_latency_ms, 2),
+        "totals": totals.as_dict(),
         "out": str(out),
     }
 
 
-def _replay_into(pipeline: CameraPipeline, source: Any, t0: float, out: Path, drawer: Any) -> int:
+def _replay_into(
+    pipeline: CameraPipeline, source: Any, t0: float, out: Path, drawer: Any, totals: Totals
+) -> int:
     """Feed every frame and write each closed window as one JSON line; returns the windows."""
-    from google.protobuf.json_format import MessageToDict
+    from edge.cli.windows_json import envelope_dict
 
     seq = 0
     t = 0.0
@@ -100,9 +124,10 @@ def _replay_into(pipeline: CameraPipeline, source: Any, t0: float, out: Path, dr
             for env in envelopes:
                 seq += 1  # no outbox here: number windows in-process from 1
                 env.sequence = seq
+                totals.add(env)
                 if drawer is not None:
                     drawer.add_closed(env)
-                fh.write(json.dumps(MessageToDict(env, preserving_proto_field_name=True)) + "\n")
+                fh.write(json.dumps(envelope_dict(env)) + "\n")
 
         for frame, t in source:
             write(pipeline.process(frame, t0 + t))

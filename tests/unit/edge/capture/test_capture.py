@@ -34,6 +34,16 @@ def test_frame_rate_cap_uses_stream_time(tmp_path: Path) -> None:
     assert src.dropped == 30
 
 
+@pytest.mark.parametrize(("fps", "cap"), [(25.0, 10.0), (25.0, 12.5), (30.0, 7.0), (10.0, 25.0)])
+def test_frame_rate_cap_delivers_the_cap(tmp_path: Path, fps: float, cap: float) -> None:
+    # 25 fps capped at 10 used to deliver every third frame: 8.3 fps
+    src = FileSource(_video(tmp_path / "a.avi", frames=int(fps * 4), fps=fps), max_fps=cap)
+    stamps = [t for _, t in src]
+    assert len(stamps) == pytest.approx(4 * min(fps, cap), abs=1)
+    assert src.rate == min(fps, cap)
+    assert max(np.diff(stamps)) < 2 / min(fps, cap)  # evenly spread, no long holes
+
+
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100])
 def test_unreadable_video_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
     bad = tmp_path / "bad.mp4"
