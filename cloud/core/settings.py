@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         "subscriptions (one ingest process only, e.g. the demo on its embedded broker).",
     )
     grpc_bind: str = Field(default="127.0.0.1:50051", description="gRPC ingest listen address.")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port (all interfaces: Prometheus scrapes from elsewhere) of /metrics, "
+        "/healthz and /readyz of the ingest and worker processes (the API serves them on its "
+        "own port); unset: not served.",
+    )  # fmt: skip
     api_host: str = Field(default="127.0.0.1", description="HTTP API listen host.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="HTTP API listen port.")
     jwt_secret: SecretStr | None = Field(

@@ -7,7 +7,9 @@ import signal
 import threading
 from types import FrameType
 
+from cloud.core import readiness
 from cloud.core.logging import configure_logging
+from cloud.core.metrics_http import serve_metrics
 from cloud.core.settings import Settings
 from cloud.db.pool import open_pool
 from cloud.ingest.config_relay import ConfigRelay
@@ -61,11 +63,17 @@ def run_ingest(
         relay.start()
     if server:
         server.start()
+    checks = {"postgres": readiness.postgres(pool)}
+    if subscriber:
+        checks["mqtt"] = readiness.mqtt(subscriber.connected)
+    metrics = serve_metrics(settings.metrics_port, checks)
     log.info("ingest running", extra={"instance": instance, "mqtt": mqtt, "grpc": grpc})
     while not stop.wait(10.0):
         s = service.stats
         log.info("ingest progress", extra={"accepted": s.accepted, "duplicate": s.duplicate,
                                            "rejected": s.rejected, "rows": s.rows})  # fmt: skip
+    if metrics:
+        metrics.stop()
     if server:
         server.stop(grace=5.0).wait()
     if relay:

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from cloud.core.logging import request_id_var
 from cloud.core.settings import Settings
 from cloud.db.repositories import deadletter, telemetry
+from cloud.ingest import metrics as ingest_metrics
 from cloud.ingest.errors import IngestError
 from cloud.ingest.rows import COLUMNS, Batch, utc
 from cloud.ingest.validate import Incoming, Limits, Reason, Rejection, decode
@@ -148,6 +149,7 @@ class IngestService:
             else:
                 raise IngestError("ingest transaction kept conflicting; batch not stored")
             self._count(outcomes)
+            ingest_metrics.observe_commit(outcomes, decoded, self.clock())
             return outcomes
         finally:
             request_id_var.reset(token)
@@ -241,6 +243,7 @@ class IngestService:
         return items + cameras
 
     def _count(self, outcomes: list[Outcome]) -> None:
+        ingest_metrics.count(outcomes)
         with self._stats_lock:
             self._tally(outcomes)
         s = self.stats
