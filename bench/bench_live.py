@@ -45,7 +45,7 @@ from cloud.db.repositories.devices import create_device, create_store
 from cloud.simulator.envelopes import window_envelope
 from cloud.simulator.fleet import Fleet, FleetConfig, provision
 
-SECRET = "bench-secret-" + "x" * 32
+SECRET = "bench-secret-6419141c349984bebf288ebe8004b997d45210a7f05ca398"
 
 
 def serve_bare(port: int) -> None:

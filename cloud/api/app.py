@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from cloud.api.headers import docs_urls, install_security_headers
 from cloud.api.metrics_middleware import MetricsMiddleware
 from cloud.api.middleware import RequestIdMiddleware
 from cloud.api.problems import install_problem_handlers
+from cloud.api.ratelimit import install_rate_limits
 from cloud.api.routes import ROUTERS
 from cloud.core.errors import SettingsError
+from cloud.core.security import RevocationCache
 from cloud.core.settings import Settings
 from cloud.db.pool import open_pool
 
@@ -37,12 +40,16 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
         version="1.0",
         summary="Live footfall for store managers and the CRM for headquarters marketers.",
         lifespan=lifespan,
+        **docs_urls(settings),
     )
     app.state.settings = settings
     app.state.pool = pool
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware)  # outermost: times whole requests, by route
+    install_security_headers(app, settings)
     install_problem_handlers(app)
+    install_rate_limits(app, settings)
+    app.state.token_revocations = RevocationCache(settings.token_revocation_cache_s)
     for router in ROUTERS:
         app.include_router(router)
     return app

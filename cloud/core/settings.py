@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from ipaddress import ip_network
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Every knob of the cloud processes; read from MALLPULSE_* variables or passed explicitly."""
 
-    model_config = SettingsConfigDict(env_prefix="MALLPULSE_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MALLPULSE_", extra="forbid", frozen=True, hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/mallpulse",
@@ -48,8 +53,67 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         default=None, description="HMAC secret for JWT bearer tokens (required by the API)."
     )
+    jwt_previous_secret: SecretStr | None = Field(
+        default=None,
+        description="The JWT secret before the last rotation: tokens it signed stay valid until "
+        "this is unset (the grace period of a rotation; new tokens use jwt_secret).",
+    )
     jwt_issuer: str = Field(default="mallpulse", description="JWT `iss` claim.")
     jwt_ttl_s: int = Field(default=3600, ge=60, description="Lifetime of issued tokens.")
+    jwt_max_ttl_admin_s: int = Field(
+        default=86400, ge=60, description="Longest lifetime of an admin token (issued or accepted)."
+    )
+    jwt_max_ttl_hq_marketer_s: int = Field(
+        default=7 * 86400, ge=60, description="Longest lifetime of an hq_marketer token."
+    )
+    jwt_max_ttl_store_manager_s: int = Field(
+        default=30 * 86400, ge=60, description="Longest lifetime of a store_manager token."
+    )
+    jwt_max_ttl_device_s: int = Field(
+        default=90 * 86400, ge=60, description="Longest lifetime of a device token."
+    )
+    token_revocation_cache_s: float = Field(
+        default=5.0, ge=0, le=300,
+        description="How long an API replica trusts its last look-up of a token's revocation.",
+    )  # fmt: skip
+    apikey_ttl_days: int = Field(default=90, ge=1, description="Default lifetime of API keys.")
+    apikey_max_ttl_days: int = Field(default=365, ge=1, description="Longest API key lifetime.")
+    ratelimit_enabled: bool = Field(
+        default=True, description="Apply the rate limits below (off only in functional tests)."
+    )
+    ratelimit_storage: Literal["redis", "memory"] = Field(
+        default="redis",
+        description="Where rate-limit counters live: redis (redis_url, shared by API replicas) "
+        "or memory (one process only, e.g. the demo).",
+    )
+    ratelimit_key_prefix: str = Field(
+        default="mallpulse:ratelimit", min_length=1, description="Redis key prefix of the limits."
+    )
+    ratelimit_auth_failures: str = Field(
+        default="10/minute;50/hour",
+        description="Failed authentications allowed per client address (and per claimed caller) "
+        "before further attempts get 429; `limits` notation, `;` between rules.",
+    )
+    ratelimit_expensive: str = Field(
+        default="20/minute;200/hour",
+        description="Expensive calls (imports, exports, long history ranges) allowed per caller "
+        "and per client address.",
+    )
+    ratelimit_long_range_days: int = Field(
+        default=31, ge=1, description="A history query spanning more days counts as expensive."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For "
+        "is believed; empty: the client address is the TCP peer.",
+    )
+    api_public_docs: bool = Field(
+        default=False, description="Serve /docs and /openapi.json without authentication."
+    )
+    api_hsts_max_age_s: int = Field(
+        default=0, ge=0,
+        description="Strict-Transport-Security max-age; 0: none (set it when served over TLS).",
+    )  # fmt: skip
     ingest_max_envelope_bytes: int = Field(
         default=65536, ge=256, description="Envelopes larger than this are dead-lettered."
     )
@@ -113,9 +177,49 @@ class Settings(BaseSettings):
         default=None, description="CRM: JSON file with identity rules (strong/weak kinds, ...)."
     )
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "jwt_previous_secret")
     @classmethod
-    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    def _strong_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None:
+            weakness = secret_weakness(value.get_secret_value())
+            if weakness:
+                name = f"MALLPULSE_{str(info.field_name).upper()}"
+                raise ValueError(f"{name} {weakness}; generate one with `openssl rand -hex 32`")
         return value
+
+    @field_validator("ratelimit_auth_failures", "ratelimit_expensive")
+    @classmethod
+    def _rate_rules(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '10/minute;50/hour': {exc}") from exc
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+
+#: Estimated bits a secret must carry (HS256 wants a 256-bit key; hex of 32 random bytes
+#: scores about 230 by character frequency, a repeated or patterned string far less).
+MIN_SECRET_BITS = 128
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why `secret` is too weak to sign tokens, or None: too short or too little variety."""
+    if len(secret) < 32:
+        return "must be at least 32 characters"
+    counts = Counter(secret)
+    bits = sum(n * math.log2(len(secret) / n) for n in counts.values())
+    if bits < MIN_SECRET_BITS:
+        return (
+            f"has too little variety ({len(counts)} distinct characters, about {bits:.0f} bits "
+            f"by character frequency; at least {MIN_SECRET_BITS} needed)"
+        )
+    return None

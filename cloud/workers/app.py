@@ -17,6 +17,7 @@ TASK_MODULES: list[str] = []
 TASK_MODULES.append("cloud.workers.ml_tasks")
 TASK_MODULES.append("cloud.workers.footfall_tasks")
 TASK_MODULES.append("cloud.workers.crm_tasks")
+TASK_MODULES.append("cloud.workers.metrics")  # task metrics (Celery signals) and /metrics
 
 _BROKER = os.environ.get("MALLPULSE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 

@@ -50,7 +50,7 @@ def server(database_url: str, pg_pool: Any) -> Iterator[tuple[str, Settings]]:
     """The real app served by uvicorn on a loopback port."""
     from cloud.api.app import create_app
 
-    settings = Settings(database_url=database_url, jwt_secret="e2e-secret-" + "x" * 32)
+    settings = Settings(database_url=database_url, jwt_secret="e2e-secret-6419141c349984bebf288ebe8004b997d45210a7f05ca398")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(create_app(settings, pool=pg_pool), log_config=None,

@@ -15,7 +15,14 @@ from cloud.core.settings import Settings
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     """Settings pointing at the session's test database."""
-    return Settings(database_url=database_url, jwt_secret="test-secret-" + "x" * 32)
+    # Rate limits are off for the functional tests sharing this app (they would trip them);
+    # tests/integration/cloud/security proves the limits on apps of their own.
+    return Settings(
+        database_url=database_url,
+        jwt_secret="test-secret-6419141c349984bebf288ebe8004b997d45210a7f05ca398",
+        ratelimit_enabled=False,
+        api_public_docs=True,
+    )
 
 
 @pytest.fixture(scope="session")

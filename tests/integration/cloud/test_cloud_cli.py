@@ -30,7 +30,7 @@ def test_migrate_twice_on_a_new_database(
 
 
 def test_token_and_apikey(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    secret = "s" * 40
+    secret = "cli-test-6419141c349984bebf288ebe8004b997d45210a7f05ca398"
     monkeypatch.setenv("MALLPULSE_DATABASE_URL", database_url)
     monkeypatch.setenv("MALLPULSE_JWT_SECRET", secret)
     runner = CliRunner()
@@ -38,9 +38,11 @@ def test_token_and_apikey(database_url: str, monkeypatch: pytest.MonkeyPatch) ->
         app, ["cloud", "token", "--subject", "ann", "--role", "store_manager", "--store", "s1"]
     )
     assert res.exit_code == 0, res.output
-    claims = jwt.decode(res.output.strip(), secret, algorithms=["HS256"], issuer="mallpulse")
+    claims = jwt.decode(res.stdout.strip(), secret, algorithms=["HS256"], issuer="mallpulse")
     assert claims["role"] == "store_manager" and claims["stores"] == ["s1"]
-    key = runner.invoke(app, ["cloud", "apikey", "--name", "cli-test", "--role", "hq_marketer"])
+    key = runner.invoke(
+        app, ["cloud", "apikey", "create", "--name", "cli-test", "--role", "hq_marketer"]
+    )
     assert key.exit_code == 0, key.output
     assert "mp_" in key.output
 

@@ -19,7 +19,7 @@ from tests.fixtures.services import _create_database, _drop_database
 
 from .conftest import START, STORE
 
-SECRET = "ml-api-secret-" + "z" * 32
+SECRET = "ml-api-secret-6419141c349984bebf288ebe8004b997d45210a7f05ca398"
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,7 @@ def api(trained: dict[str, Any]) -> Iterator[TestClient]:
         jwt_secret=SECRET,
         ml_churn_horizon_days=60,
         ml_churn_snapshot_days=15,
+        ratelimit_enabled=False,
     )
     with TestClient(create_app(settings)) as client:
         yield client
