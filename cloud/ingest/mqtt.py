@@ -242,8 +242,7 @@ class MqttIngest:
         outcome = self.service.dead_letter(item, f"ingest failed: {error!r}")
         if kind in ("window", "health"):
             self._confirm([item], [outcome])
-        if msg.qos > 0:
-            self._client.ack(msg.mid, msg.qos)
+        self._ack([msg])
 
     def _take(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
         try:
@@ -283,30 +282,45 @@ class MqttIngest:
                 log.warning("config verdict ignored", extra={"topic": msg.topic, "why": problem})
 
     def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
+        """Store, confirm and acknowledge a batch. The envelopes are committed and acknowledged
+        first and then removed from `messages`, so a retry after a failure of the rest (presence,
+        config verdicts) does not store or dead-letter them again."""
         envelopes: list[Incoming] = []
         statuses: list[Incoming] = []
         verdicts: list[mqtt.MQTTMessage] = []
+        rest: list[mqtt.MQTTMessage] = []
+        done: list[mqtt.MQTTMessage] = []
         prefix = self.config.topic_prefix
         for msg in messages:
             topic = msg.topic  # decoded from bytes on every access
             if topic.endswith("/config/status"):
                 verdicts.append(msg)
+                rest.append(msg)
                 continue
             parts = parse_topic(prefix, topic)
             store, device, kind = parts if parts else (None, None, None)
             item = Incoming(bytes(msg.payload), "mqtt", msg.mid, topic, store, device, kind)
             if kind == "status":
+                rest.append(msg)
                 if msg.payload:  # an empty retained message only clears the topic
                     statuses.append(item)
             else:
                 envelopes.append(item)
-        outcomes = self.service.ingest(envelopes) if envelopes else []
+                done.append(msg)
+        if envelopes:
+            outcomes = self.service.ingest(envelopes)
+            self._confirm(envelopes, outcomes)
+            self._ack(done)
+            messages[:] = rest
         try:
             apply_statuses(self.service.pool, statuses)
             self._verdicts(verdicts)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise IngestError(f"database unavailable: {exc}") from exc
-        self._confirm(envelopes, outcomes)
-        for msg in messages:  # committed: now the broker may forget them
+        self._ack(rest)
+
+    def _ack(self, messages: list[mqtt.MQTTMessage]) -> None:
+        """PUBACK messages whose handling committed: now the broker may forget them."""
+        for msg in messages:
             if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)
