@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from edge.camera_worker import (
     CameraPipeline,
@@ -26,6 +27,8 @@ from edge.camera_worker import (
 from edge.config import CameraConfig, EdgeConfig
 from edge.errors import EdgeError
 from edge.health import HealthCollector, models_from_manifests
+from edge.health.metrics import GatewayCollector
+from edge.health.metrics import serve as serve_metrics
 from edge.outbox import OutboxError, SqliteOutbox
 from edge.remote_config import RemoteConfig, load_saved, restart_sections
 from edge.uplink import Backoff, Uplink
@@ -122,6 +125,7 @@ class Agent:
         self._unstored: Envelopes = []
         self._store_lock = threading.Lock()
         self.uplink: Uplink = (uplink_factory or _default_uplink)(self)
+        self.metrics_server: WSGIServer | None = None  # /metrics, when health.metrics_port is set
 
     @staticmethod
     def _models(config: EdgeConfig, config_dir: Path | None) -> list[telemetry_pb2.ModelVersion]:
@@ -176,6 +180,7 @@ class Agent:
             extra={"cameras": [w.camera.id for w in self.workers], "version": self.version},
         )
         self.uplink.start()
+        self._serve_metrics()
         for worker in self.workers:
             worker.start()
         interval = self.config.health.interval_s
@@ -187,6 +192,17 @@ class Agent:
                     self._report_health()
         finally:  # whatever ends the loop, the open windows are flushed into the outbox
             self.shutdown()
+
+    def _serve_metrics(self) -> None:
+        port = self.config.health.metrics_port
+        if port is None:
+            return
+        collector = GatewayCollector(
+            outbox=self.outbox.stats,
+            cameras=lambda: [w.metric_sample() for w in self.workers],
+            uplink=lambda: getattr(self.uplink, "stats", None),
+        )
+        self.metrics_server = serve_metrics(port, collector)[0]
 
     def _depth(self) -> int | None:
         try:
@@ -217,6 +233,9 @@ class Agent:
                 break
             time.sleep(0.05)
         self.uplink.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
         depth = self._depth()
         self.outbox.close()
         log.info("agent stopped", extra={"outbox_depth": depth})

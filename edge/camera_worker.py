@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from edge.config import CameraConfig
+from edge.health.metrics import CameraSample
 from edge.uplink.base import Backoff
 from protos.mallpulse.v1 import telemetry_pb2
 
@@ -204,6 +205,12 @@ class CameraWorker:
         with self._lock:
             current = _dropped(self._source) if self._source is not None else 0
             return self._dropped_closed + current
+
+    def metric_sample(self) -> CameraSample:
+        """Frames since start, detector latency and link state, for the metrics scrape."""
+        connected, _ = self._source_state()
+        latency = stat(self.pipeline.stats, "detector_latency_ms", "latency_ms")
+        return CameraSample(self.camera.id, self.frames, latency, connected)
 
     def health(self) -> telemetry_pb2.CameraHealth:
         """CameraHealth with the frame rate since the previous call."""

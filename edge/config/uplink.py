@@ -125,3 +125,9 @@ class HealthConfig(StrictModel):
     """Device health telemetry."""
 
     interval_s: float = Field(default=30.0, ge=1.0, le=3600.0, description="Seconds between.")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics (outbox, cameras, uplink) on this port; unset: off.",
+    )
