@@ -10,10 +10,11 @@ from psycopg_pool import ConnectionPool
 
 from cloud.api.headers import docs_urls, install_security_headers
 from cloud.api.metrics_middleware import MetricsMiddleware
-from cloud.api.middleware import RequestIdMiddleware
+from cloud.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from cloud.api.problems import install_problem_handlers
 from cloud.api.ratelimit import install_rate_limits
 from cloud.api.routes import ROUTERS
+from cloud.api.routes.customers_import import IMPORT_PATH
 from cloud.core.errors import SettingsError
 from cloud.core.security import RevocationCache
 from cloud.core.settings import Settings
@@ -44,6 +45,11 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api_max_body_bytes,
+        route_limits={IMPORT_PATH: settings.api_max_import_bytes},
+    )
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware)  # outermost: times whole requests, by route
     install_security_headers(app, settings)

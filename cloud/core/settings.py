@@ -176,6 +176,29 @@ class Settings(BaseSettings):
     crm_identity_rules_file: str | None = Field(
         default=None, description="CRM: JSON file with identity rules (strong/weak kinds, ...)."
     )
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body of an API call (413 above)."
+    )
+    api_max_import_bytes: int = Field(
+        default=52_428_800, ge=1024, description="Largest body of a bulk import (CSV upload)."
+    )
+    crm_pii_export_roles: frozenset[Literal["admin", "hq_marketer"]] = Field(
+        default=frozenset({"admin"}),
+        description="CRM: roles holding the `pii_export` permission (bulk export of contacts).",
+    )
+    crm_goodwill_max_points_admin: int = Field(
+        default=1_000_000, ge=0, le=2**31 - 1,
+        description="CRM: most goodwill points one call by an admin may credit.",
+    )  # fmt: skip
+    crm_goodwill_max_points_hq_marketer: int = Field(
+        default=10_000, ge=0, le=2**31 - 1,
+        description="CRM: most goodwill points one call by a headquarters marketer may credit.",
+    )  # fmt: skip
+    crm_goodwill_approval_threshold: int = Field(
+        default=1_000,
+        ge=0,
+        description="CRM: goodwill credits above this wait for a second admin's approval.",
+    )
 
     @field_validator("jwt_secret", "jwt_previous_secret")
     @classmethod

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from cloud.api.deps import SettingsDep
+from cloud.api.deps import PrincipalDep, SettingsDep
+from cloud.core.errors import PermissionDeniedError
+from cloud.core.security import Principal
 from cloud.crm.config import crm_config
 from cloud.crm.identity.rules import IdentityRules
 from cloud.crm.loyalty.program import LoyaltyProgram
@@ -33,3 +35,17 @@ IdempotencyKeyDep = Annotated[
         description="Unique per intended operation; a retry with the same key moves points once.",
     ),
 ]
+
+
+def require_pii_export(settings: SettingsDep, principal: PrincipalDep) -> Principal:
+    """Admit only callers whose role holds the `pii_export` permission (settings)."""
+    if principal.role.value not in settings.crm_pii_export_roles:
+        raise PermissionDeniedError(
+            f"exporting customers' contact data needs the pii_export permission, which the"
+            f" role {principal.role.value} does not hold (MALLPULSE_CRM_PII_EXPORT_ROLES)"
+        )
+    return principal
+
+
+#: Callers allowed to export personal data in bulk.
+PiiExportDep = Annotated[Principal, Depends(require_pii_export)]

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-Identifiers = dict[str, str]
+from cloud.api.schemas.limits import JsonObject
+
+#: Identifiers by kind -> raw value; at most 16 kinds, values of at most 320 characters.
+Identifiers = Annotated[
+    dict[
+        Annotated[str, StringConstraints(max_length=32)],
+        Annotated[str, StringConstraints(max_length=320)],
+    ],
+    Field(max_length=16),
+]
 _IDS = (
     "Identifiers by kind (email, phone, loyalty_number, pos_customer_id, device_id, "
     "app_user_id, wechat_id, whatsapp_id) -> raw value; normalised and validated."
@@ -22,14 +31,14 @@ class _In(BaseModel):
 class Attributes(_In):
     """Person attributes a source brings."""
 
-    first_name: str | None = Field(default=None, description="Given name.")
-    last_name: str | None = Field(default=None, description="Family name.")
+    first_name: str | None = Field(default=None, max_length=100, description="Given name.")
+    last_name: str | None = Field(default=None, max_length=100, description="Family name.")
     birth_date: date | None = Field(default=None, description="Date of birth.")
-    gender: str | None = Field(default=None, description="Self-described gender.")
-    language: str | None = Field(default=None, description="BCP 47 language tag.")
-    city: str | None = Field(default=None, description="City.")
-    postal_code: str | None = Field(default=None, description="Postal code.")
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 code.")
+    gender: str | None = Field(default=None, max_length=64, description="Self-described gender.")
+    language: str | None = Field(default=None, max_length=64, description="BCP 47 language tag.")
+    city: str | None = Field(default=None, max_length=100, description="City.")
+    postal_code: str | None = Field(default=None, max_length=32, description="Postal code.")
+    country: str | None = Field(default=None, max_length=64, description="ISO 3166-1 alpha-2 code.")
 
 
 class CustomerCreate(_In):
@@ -110,8 +119,13 @@ class TouchpointCreate(_In):
     event: str = Field(min_length=1, max_length=64, description="e.g. product_view, open, click.")
     identifiers: Identifiers = Field(min_length=1, description=_IDS)
     occurred_at: AwareDatetime = Field(description="When it happened.")
-    store_id: str | None = Field(default=None, description="Store, for visits and POS.")
-    properties: dict[str, Any] = Field(default_factory=dict, description="Event properties.")
+    store_id: str | None = Field(
+        default=None, max_length=64, description="Store, for visits and POS."
+    )
+    properties: JsonObject = Field(
+        default_factory=dict,
+        description="Event properties: at most 8 levels deep, 200 keys in all, 16 KiB as JSON.",
+    )
     external_id: str | None = Field(
         default=None, max_length=128, description="The channel's event id (deduplicates)."
     )
@@ -139,16 +153,18 @@ class LineItemIn(_In):
 class TransactionCreate(_In):
     """A POS transaction with line items."""
 
-    store_id: str = Field(description="Store.")
+    store_id: str = Field(max_length=64, description="Store.")
     external_id: str = Field(min_length=1, max_length=128, description="Receipt id (dedupe).")
     occurred_at: AwareDatetime = Field(description="Time of sale.")
-    currency: str = Field(description="ISO 4217 code.")
+    currency: str = Field(max_length=8, description="ISO 4217 code.")
     total_amount: Decimal = Field(
         max_digits=14, decimal_places=2, description="Total; negative for returns."
     )
     kind: Literal["sale", "return"] = Field(default="sale", description="Sale or return.")
     identifiers: Identifiers = Field(min_length=1, description=_IDS)
-    items: list[LineItemIn] = Field(default_factory=list, description="Line items.")
+    items: list[LineItemIn] = Field(
+        default_factory=list, max_length=1000, description="Line items (at most 1000)."
+    )
     attributes: Attributes = Field(default_factory=Attributes, description="Attributes.")
 
 

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloud.api.schemas.limits import ConfigDocument
+
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _TEXT = r"^[^\x00-\x1f\x7f]*$"  # printable: no NUL or control characters
 
@@ -84,8 +86,9 @@ class DeviceConfigCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    config: dict[str, Any] = Field(
-        description="The EdgeConfig document; its `version` is set to the published version."
+    config: ConfigDocument = Field(
+        description="The EdgeConfig document; its `version` is set to the published version"
+        " (at most 16 levels deep, 10 000 keys in all, 256 KiB as JSON)."
     )
 
 

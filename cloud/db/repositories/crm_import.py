@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -12,8 +12,11 @@ from psycopg.types.json import Jsonb
 Conn = psycopg.Connection[Any]
 
 
-def copy_into_staging(conn: Conn, columns: Sequence[str], data: bytes) -> list[tuple[Any, ...]]:
-    """COPY CSV rows (no header) into a temporary table; returns (line_no, *columns) rows."""
+def copy_into_staging(
+    conn: Conn, columns: Sequence[str], chunks: Iterable[bytes]
+) -> list[tuple[Any, ...]]:
+    """COPY CSV rows (no header), chunk by chunk as they come, into a temporary table; returns
+    (line_no, *columns) rows."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     defs = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns)
     conn.execute(
@@ -25,7 +28,8 @@ def copy_into_staging(conn: Conn, columns: Sequence[str], data: bytes) -> list[t
     with conn.cursor() as cur:
         copy_sql = sql.SQL("COPY crm_import_staging ({}) FROM STDIN WITH (FORMAT csv)")
         with cur.copy(copy_sql.format(cols)) as copy:
-            copy.write(data)
+            for chunk in chunks:
+                copy.write(chunk)
         rows = cur.execute(
             sql.SQL("SELECT line_no, {} FROM crm_import_staging ORDER BY line_no").format(cols)
         ).fetchall()
@@ -42,29 +46,48 @@ def insert_rejects(conn: Conn, import_id: str, rejects: Sequence[tuple[int, str,
         )
 
 
+EXPORT_COLUMNS = (
+    "profile_id",
+    "lifecycle_stage",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "country",
+    "city",
+    "emails",
+    "phones",
+    "loyalty_numbers",
+    "created_at",
+    "updated_at",
+)
+
 _EXPORT = """
-COPY (
-    SELECT p.id AS profile_id, p.lifecycle_stage,
-        p.attributes->>'first_name' AS first_name, p.attributes->>'last_name' AS last_name,
-        p.attributes->>'birth_date' AS birth_date, p.attributes->>'country' AS country,
-        p.attributes->>'city' AS city,
-        (SELECT string_agg(DISTINCT i.value, ';') FROM crm_identifiers i
-            JOIN crm_records r ON r.id = i.record_id
-            WHERE r.profile_id = p.id AND i.kind = 'email') AS emails,
-        (SELECT string_agg(DISTINCT i.value, ';') FROM crm_identifiers i
-            JOIN crm_records r ON r.id = i.record_id
-            WHERE r.profile_id = p.id AND i.kind = 'phone') AS phones,
-        (SELECT string_agg(DISTINCT i.value, ';') FROM crm_identifiers i
-            JOIN crm_records r ON r.id = i.record_id
-            WHERE r.profile_id = p.id AND i.kind = 'loyalty_number') AS loyalty_numbers,
-        p.created_at, p.updated_at
-    FROM crm_profiles p WHERE p.merged_into IS NULL ORDER BY p.id
-) TO STDOUT WITH (FORMAT csv, HEADER true)
+SELECT p.id AS profile_id, p.lifecycle_stage,
+    p.attributes->>'first_name' AS first_name, p.attributes->>'last_name' AS last_name,
+    p.attributes->>'birth_date' AS birth_date, p.attributes->>'country' AS country,
+    p.attributes->>'city' AS city,
+    (SELECT string_agg(DISTINCT i.value, ';') FROM crm_identifiers i
+        JOIN crm_records r ON r.id = i.record_id
+        WHERE r.profile_id = p.id AND i.kind = 'email') AS emails,
+    (SELECT string_agg(DISTINCT i.value, ';') FROM crm_identifiers i
+        JOIN crm_records r ON r.id = i.record_id
+        WHERE r.profile_id = p.id AND i.kind = 'phone') AS phones,
+    (SELECT string_agg(DISTINCT i.value, ';') FROM crm_identifiers i
+        JOIN crm_records r ON r.id = i.record_id
+        WHERE r.profile_id = p.id AND i.kind = 'loyalty_number') AS loyalty_numbers,
+    p.created_at, p.updated_at
+FROM crm_profiles p
+WHERE p.merged_into IS NULL AND (%(stage)s::text IS NULL OR p.lifecycle_stage = %(stage)s)
+ORDER BY p.id
 """
 
 
-def export_csv(conn: Conn) -> Iterator[bytes]:
-    """Live profiles as CSV chunks (COPY TO STDOUT)."""
-    with conn.cursor() as cur, cur.copy(_EXPORT) as copy:
-        for chunk in copy:
-            yield bytes(chunk)
+def export_rows(
+    conn: Conn, *, lifecycle_stage: str | None = None, batch: int = 2000
+) -> Iterator[tuple[Any, ...]]:
+    """Live profiles in EXPORT_COLUMNS order, read through a server-side cursor (in the
+    caller's transaction)."""
+    with conn.cursor(name="crm_export") as cur:
+        cur.itersize = batch
+        cur.execute(_EXPORT, {"stage": lifecycle_stage})
+        yield from cur
