@@ -115,6 +115,7 @@ class RateLimiter:
         self._auth_rules = parse_many(settings.ratelimit_auth_failures)
         self._expensive_rules = parse_many(settings.ratelimit_expensive)
         self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._warned_at = -math.inf
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
@@ -158,7 +159,9 @@ class RateLimiter:
         try:
             return call()
         except StorageError as exc:
-            log.warning("rate-limit storage unavailable; not limiting: %s", exc)
+            if time.monotonic() - self._warned_at > 60:  # once a minute, not once a request
+                self._warned_at = time.monotonic()
+                log.warning("rate-limit storage unavailable; not limiting: %s", exc)
             return True
 
     def _refusal(
