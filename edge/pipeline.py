@@ -16,6 +16,7 @@ from edge.analytics.camera import CameraAnalytics
 from edge.analytics.demographics import DemographicsStage, OnnxAgeGender, YuNetFaceDetector
 from edge.analytics.types import FrameTracks
 from edge.config import CameraConfig, EdgeConfig
+from edge.config.files import demographics_models
 from edge.detect import (
     Detections,
     Detector,
@@ -26,7 +27,6 @@ from edge.detect import (
     Prepared,
     StagedDetector,
     build_detector,
-    default_models_dir,
 )
 from edge.errors import EdgeError
 from edge.track.bytetrack import ByteTracker
@@ -292,16 +292,9 @@ def build_demographics(
     demo = config.demographics
     if not demo.enabled:
         return None
-    models = config.detector.models_dir or default_models_dir()
-    if base_dir is not None and not models.is_absolute():
-        models = base_dir / models
-    face = demo.face_model if demo.face_model.is_absolute() else models / demo.face_model
-    estimator = None
-    if demo.age_gender_model is not None:
-        path = demo.age_gender_model
-        if not path.is_absolute():
-            path = (base_dir / path) if base_dir is not None else path
-        estimator = OnnxAgeGender(path)
+    # One rule for model files (edge/config/files.py): relative to the models folder.
+    face, age_gender = demographics_models(config, base_dir)
+    estimator = OnnxAgeGender(age_gender) if age_gender is not None else None
     return DemographicsStage(
         YuNetFaceDetector(face),
         estimator,

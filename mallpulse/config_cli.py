@@ -19,25 +19,37 @@ SCHEMA_PATH = Path("firmware-config/edge-config.schema.json")
 def validate(
     files: list[Path] = typer.Argument(..., help="Device config files (YAML or JSON)."),
 ) -> None:
-    """Validate device config files; exit 2 naming the file and field of every problem."""
+    """Validate device config files and the files they refer to (manifests, model weights,
+    face and age/gender models); exit 2 naming the file and field of every problem."""
+    from edge.config.files import check_files
+
     failed = False
     for path in files:
         try:
             cfg = load_config(path)
+            check_files(cfg, path)
         except ConfigError as exc:
             failed = True
             typer.echo(f"INVALID {exc}", err=True)
             continue
-        lines = sum(len(c.lines) for c in cfg.cameras)
-        zones = sum(len(c.zones) for c in cfg.cameras)
-        shelves = sum(len(c.shelves) for c in cfg.cameras)
+        cams = cfg.cameras
+        counts = ", ".join([
+            _count(len(cams), "camera", "cameras"),
+            _count(sum(len(c.lines) for c in cams), "line", "lines"),
+            _count(sum(len(c.zones) for c in cams), "zone", "zones"),
+            _count(sum(len(c.shelves) for c in cams), "shelf", "shelves"),
+        ])  # fmt: skip
         typer.echo(
-            f"OK {path}: device {cfg.device.device_id} in store {cfg.device.store_id}, "
-            f"{len(cfg.cameras)} cameras, {lines} lines, {zones} zones, {shelves} shelves"
+            f"OK {path}: device {cfg.device.device_id} in store {cfg.device.store_id}, {counts}"
         )
     if failed:
         typer.echo("Fix the fields named above and run the command again.", err=True)
         raise typer.Exit(2)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """'1 shelf', '2 shelves'."""
+    return f"{n} {one if n == 1 else many}"
 
 
 @app.command()

@@ -120,7 +120,7 @@ def test_cli_validate_reports_ok_and_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["config", "validate", str(EXAMPLE)])
     assert ok.exit_code == 0, ok.output
-    assert "3 cameras, 1 lines, 2 zones, 2 shelves" in ok.output
+    assert "3 cameras, 1 line, 2 zones, 2 shelves" in ok.output
     doc = example()
     doc["cameras"][0]["zones"][0]["polygon"] = [[0, 0], [0.5, 0.5]]
     bad = tmp_path / "bad.yaml"
