@@ -3,15 +3,14 @@
 Listed in TASK_MODULES, so every worker process imports it and the handlers below connect. The
 main process serves /metrics, /healthz and /readyz on MALLPULSE_METRICS_PORT. The prefork pool
 runs tasks in child processes: set PROMETHEUS_MULTIPROC_DIR (an empty folder) before the worker
-starts, so the children's samples are written there and the main process merges them.
+starts, so the children's samples are written there and the main process merges them (files
+of exited children stay: their counts keep adding up, as counters must).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from pathlib import Path
 from typing import Any, cast
 
 from celery import signals
@@ -47,18 +46,9 @@ def _failure(sender: Any = None, **_: Any) -> None:
     TASK_FAILURES.labels(_name(sender)).inc()
 
 
-def clear_multiprocess_dir() -> None:
-    """Remove the sample files of an earlier run (before any pool process writes new ones)."""
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path and Path(path).is_dir():
-        for stale in Path(path).glob("*.db"):
-            stale.unlink(missing_ok=True)
-
-
 def _serve(**_: Any) -> None:
     from cloud.workers.app import worker_settings  # the app imports this module first
 
-    clear_multiprocess_dir()
     server = serve_metrics(worker_settings().metrics_port, {})
     if server is not None:
         _server.append(server)

@@ -239,8 +239,8 @@ def test_network_policies_open_only_the_api_and_grpc_ports(base: list[Doc]) -> N
             open_ports.setdefault(labels["app.kubernetes.io/component"], set()).update(ports)
     assert open_ports == {
         "api": {8000},
-        "ingest": {50051},
-        "worker": set(),
+        "ingest": {50051, 9102},  # gRPC, and /metrics for Prometheus (from `monitoring` only)
+        "worker": {9103},  # /metrics for Prometheus (from `monitoring` only)
         "beat": set(),
         "migrate": set(),
     }
