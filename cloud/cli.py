@@ -5,9 +5,12 @@ Each command builds Settings from the environment (MALLPULSE_*) and imports heav
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import re
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperGroup
 
 from cloud.core.security import Role
 
@@ -16,7 +19,40 @@ if TYPE_CHECKING:
 
     from cloud.core.settings import Settings
 
-app = typer.Typer(help="Cloud core: migrations, ingest, API, workers.", no_args_is_help=True)
+def database_problem(exc: BaseException) -> str | None:
+    """One line saying the database is unreachable and what to do, or None for other errors."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    if not isinstance(exc, psycopg.OperationalError | PoolTimeout):
+        return None
+    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    url = os.environ.get("MALLPULSE_DATABASE_URL", "the default postgresql://127.0.0.1:5432")
+    url = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)  # never print a password
+    return (
+        f"error: the database is unreachable ({detail}); start PostgreSQL or point "
+        f"MALLPULSE_DATABASE_URL at a running server (now {url}), then run the command again"
+    )
+
+
+class _CloudGroup(TyperGroup):
+    """The `cloud` group: any of its commands meeting a database that is down ends with one
+    line saying what to do and exit code 1, not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            problem = database_problem(exc)
+            if problem is None:
+                raise
+            typer.echo(problem, err=True)
+            raise typer.Exit(1) from exc
+
+
+app = typer.Typer(
+    cls=_CloudGroup, help="Cloud core: migrations, ingest, API, workers.", no_args_is_help=True
+)
 
 
 def _settings() -> Settings:
