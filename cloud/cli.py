@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from cloud.core.settings import Settings
 
+
 def database_problem(exc: BaseException) -> str | None:
     """One line saying the database is unreachable and what to do, or None for other errors."""
     import psycopg
