@@ -1,7 +1,10 @@
 """Consent and preferences per channel and purpose (GDPR/CCPA), with source, time and proof.
 
-E-mail marketing needs double opt-in: granting it leaves the consent `pending` with a one-time
-confirmation token (sent to the address by messaging) until `confirm` is called with it.
+E-mail marketing needs double opt-in: granting it leaves the consent `pending` until `confirm` is
+called with a one-time confirmation token. The token goes only to the subject: only its hash is
+stored on the consent, and the token itself is written, in the same transaction, to the message
+outbox (`crm_message_outbox`, template `consent_confirmation`) addressed to the person's e-mail,
+for the sender to deliver; nobody calling the API ever sees it. It expires after CONFIRM_TTL.
 Every change is appended to `crm_consent_events`, which refuses updates and deletes.
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +23,10 @@ from cloud.db.repositories import crm_consent as repo
 from cloud.db.repositories import crm_identity as id_repo
 
 Conn = psycopg.Connection[Any]
+#: How long a double opt-in confirmation token stays valid.
+CONFIRM_TTL = timedelta(days=7)
+#: The outbox template of a confirmation request.
+CONFIRM_TEMPLATE = "consent_confirmation"
 
 
 class Channel(StrEnum):
@@ -76,7 +83,8 @@ def _write(
     when: datetime,
     token: str | None = None,
 ) -> dict[str, Any]:
-    """Set the current state and append the same change to the audit trail."""
+    """Set the current state and append the same change to the audit trail; a `token` is stored
+    as its hash only."""
     pid, channel, purpose = key
     repo.upsert_consent(
         conn,
@@ -87,6 +95,7 @@ def _write(
         source=source,
         proof=proof,
         token_hash=_hash(token) if token else None,
+        token_expires_at=when + CONFIRM_TTL if token else None,
         when=when,
     )
     repo.append_event(
@@ -100,16 +109,49 @@ def _write(
         actor=actor,
         when=when,
     )
-    out: dict[str, Any] = {
+    return {
         "profile_id": pid,
         "channel": channel,
         "purpose": purpose,
         "status": status,
         "updated_at": when.isoformat(),
     }
-    if token:
-        out["confirmation_token"] = token
-    return out
+
+
+def _email_address(conn: Conn, profile_id: int) -> str:
+    """The address a confirmation goes to: the person's newest e-mail identifier not blocked."""
+    emails = [
+        i
+        for i in id_repo.profile_identifiers(conn, profile_id)
+        if i["kind"] == "email" and not i["blocked"]
+    ]
+    if not emails:
+        raise CrmInvalidInputError(
+            f"customer {profile_id} has no e-mail address to send the double opt-in confirmation"
+            " to; add one before granting e-mail consent"
+        )
+    return str(max(emails, key=lambda i: i["created_at"])["value"])
+
+
+def _request_confirmation(
+    conn: Conn, key: tuple[int, str, str], token: str, when: datetime
+) -> None:
+    """Queue the confirmation request for the subject's own address (read by the sender)."""
+    pid, channel, purpose = key
+    repo.enqueue_message(
+        conn,
+        profile_id=pid,
+        channel=channel,
+        address=_email_address(conn, pid),
+        template=CONFIRM_TEMPLATE,
+        payload={
+            "channel": channel,
+            "purpose": purpose,
+            "expires_at": (when + CONFIRM_TTL).isoformat(),
+        },
+        secret=token,
+        when=when,
+    )
 
 
 def set_consent(
@@ -134,14 +176,17 @@ def set_consent(
     status = "granted" if granted else "denied"
     if granted and ch is Channel.EMAIL and (current is None or current["status"] != "granted"):
         status, token = "pending", secrets.token_urlsafe(24)
+    key, when = (pid, ch.value, pu.value), now or datetime.now(UTC)
+    if token:
+        _request_confirmation(conn, key, token, when)
     return _write(
         conn,
-        (pid, ch.value, pu.value),
+        key,
         status=status,
         source=source,
         proof=proof,
         actor=actor,
-        when=now or datetime.now(UTC),
+        when=when,
         token=token,
     )
 
@@ -149,10 +194,13 @@ def set_consent(
 def confirm(
     conn: Conn, *, token: str, proof: str | None = None, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Complete double opt-in with the token sent to the address."""
+    """Complete double opt-in with the token sent to the subject's address (the token is the
+    only credential: whoever holds it is the subject)."""
+    when = now or datetime.now(UTC)
     row = repo.by_token_hash(conn, _hash(token))
-    if row is None or row["status"] != "pending":
-        raise CrmNotFoundError("unknown or already used confirmation token")
+    expires = row["token_expires_at"] if row is not None else None
+    if row is None or row["status"] != "pending" or (expires is not None and expires <= when):
+        raise CrmNotFoundError("unknown, expired or already used confirmation token")
     key = (int(row["profile_id"]), str(row["channel"]), str(row["purpose"]))
     return _write(
         conn,
@@ -161,7 +209,7 @@ def confirm(
         source="double_opt_in",
         proof=proof or row["proof"],
         actor="subject",
-        when=now or datetime.now(UTC),
+        when=when,
     )
 
 

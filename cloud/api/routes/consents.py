@@ -17,6 +17,8 @@ router = APIRouter(tags=["consent"])
 @router.put(
     "/v1/customers/{profile_id}/consents/{channel}/{purpose}",
     summary="Grant or withdraw consent (e-mail grants need double opt-in)",
+    description="An e-mail grant stays `pending` while a confirmation token is sent to the"
+    " customer's own e-mail address through the message outbox; the token is never returned.",
 )
 def put_consent(
     profile_id: RowId,
@@ -41,8 +43,9 @@ def put_consent(
 
 
 @router.post("/v1/consents/confirm", summary="Confirm a double opt-in")
-def confirm_consent(body: ConsentConfirm, conn: ConnDep, _: MarketerDep) -> ConsentPublic:
-    """Called by the confirmation page with the token from the e-mail."""
+def confirm_consent(body: ConsentConfirm, conn: ConnDep) -> ConsentPublic:
+    """Called by the confirmation page with the token from the e-mail; the token is the only
+    credential (it reached only the subject's address), so no API caller can confirm for them."""
     return ConsentPublic.model_validate(consent.confirm(conn, token=body.token, proof=body.proof))
 
 

@@ -224,21 +224,20 @@ class ConsentUpdate(_In):
 class ConsentConfirm(_In):
     """Double opt-in confirmation."""
 
-    token: str = Field(min_length=10, max_length=200, description="Token sent by e-mail.")
+    token: str = Field(
+        min_length=10, max_length=200, description="Token sent to the subject's e-mail address."
+    )
     proof: str | None = Field(default=None, max_length=2000, description="e.g. IP and agent.")
 
 
 class ConsentPublic(BaseModel):
-    """Consent state after a change."""
+    """Consent state after a change (a double opt-in token is never part of it)."""
 
     profile_id: int = Field(description="Person.")
     channel: str = Field(description="Channel.")
     purpose: str = Field(description="Purpose.")
     status: Literal["granted", "denied", "pending"] = Field(description="Status.")
     updated_at: datetime = Field(description="When.")
-    confirmation_token: str | None = Field(
-        default=None, description="Double opt-in token to send to the address (email grants)."
-    )
 
 
 class FunnelPublic(BaseModel):

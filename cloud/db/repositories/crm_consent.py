@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 Conn = psycopg.Connection[Any]
 
@@ -32,16 +33,17 @@ def upsert_consent(
     source: str,
     proof: str | None,
     token_hash: str | None,
+    token_expires_at: datetime | None,
     when: datetime,
 ) -> None:
     """Set the current consent."""
     conn.execute(
         "INSERT INTO crm_consents (profile_id, channel, purpose, status, source, proof,"
-        " token_hash, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " token_hash, token_expires_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (profile_id, channel, purpose) DO UPDATE SET status = EXCLUDED.status,"
         " source = EXCLUDED.source, proof = EXCLUDED.proof, token_hash = EXCLUDED.token_hash,"
-        " updated_at = EXCLUDED.updated_at",
-        (profile_id, channel, purpose, status, source, proof, token_hash, when),
+        " token_expires_at = EXCLUDED.token_expires_at, updated_at = EXCLUDED.updated_at",
+        (profile_id, channel, purpose, status, source, proof, token_hash, token_expires_at, when),
     )
 
 
@@ -73,6 +75,46 @@ def by_token_hash(conn: Conn, token_hash: str) -> dict[str, Any] | None:
         return cur.execute(
             "SELECT * FROM crm_consents WHERE token_hash = %s FOR UPDATE", (token_hash,)
         ).fetchone()
+
+
+def enqueue_message(
+    conn: Conn,
+    *,
+    profile_id: int,
+    channel: str,
+    address: str,
+    template: str,
+    payload: dict[str, Any],
+    secret: str | None,
+    when: datetime,
+) -> int:
+    """Queue a message for the subject's own channel in the message outbox."""
+    row = conn.execute(
+        "INSERT INTO crm_message_outbox (profile_id, channel, address, template, payload, secret,"
+        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (profile_id, channel, address, template, Jsonb(payload), secret, when),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def unsent_messages(conn: Conn, limit: int = 100) -> list[dict[str, Any]]:
+    """Messages a sender has still to deliver, oldest first, locked (SKIP LOCKED) for it."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, profile_id, channel, address, template, payload, secret, created_at"
+            " FROM crm_message_outbox WHERE sent_at IS NULL ORDER BY id LIMIT %s"
+            " FOR UPDATE SKIP LOCKED",
+            (limit,),
+        ).fetchall()
+
+
+def mark_sent(conn: Conn, message_id: int, when: datetime) -> None:
+    """Record a delivery and forget the secret it carried."""
+    conn.execute(
+        "UPDATE crm_message_outbox SET sent_at = %s, secret = NULL WHERE id = %s",
+        (when, message_id),
+    )
 
 
 def consents_of(conn: Conn, profile_ids: Sequence[int]) -> list[dict[str, Any]]:
