@@ -1,29 +1,64 @@
 // Live dashboard: loads /footfall/live, then follows /footfall/stream (server-sent events read
 // with fetch so the bearer token travels in a header, resuming with Last-Event-ID).
 "use strict";
+// Sign-in: the token arrives in the URL fragment (never sent to the server), is moved into
+// this tab's sessionStorage and memory, and the fragment is cleared from the address bar and
+// history. It is never written to localStorage, where it would outlive the session. A 401
+// (expired or revoked token) brings the sign-in prompt back instead of leaving the page stuck.
 (function () {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const store = params.get("store") || localStorage.getItem("mp.store");
-  const token = params.get("token") || localStorage.getItem("mp.token");
   const $ = (id) => document.getElementById(id);
   const points = [];
   let lastEventId = null;
   let updates = 0;
 
-  if (!store || !token) {
-    const form = $("login");
-    form.hidden = false;
-    form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      localStorage.setItem("mp.store", $("f-store").value);
-      localStorage.setItem("mp.token", $("f-token").value);
-      location.hash = "";
-      location.reload();
-    });
-    return;
+  localStorage.removeItem("mp.token"); // earlier versions kept it there; do not leave it behind
+  const params = new URLSearchParams(location.hash.slice(1));
+  let store = params.get("store") || sessionStorage.getItem("mp.store") || localStorage.getItem("mp.store");
+  let token = params.get("token") || sessionStorage.getItem("mp.token");
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  remember();
+
+  function remember() {
+    if (store) { sessionStorage.setItem("mp.store", store); localStorage.setItem("mp.store", store); }
+    if (token) sessionStorage.setItem("mp.token", token); else sessionStorage.removeItem("mp.token");
   }
-  const headers = { Authorization: "Bearer " + token };
-  const base = "/v1/stores/" + encodeURIComponent(store);
+
+  function signIn(message) {
+    const form = $("login");
+    $("login-msg").textContent = message;
+    $("f-store").value = store || "";
+    $("f-token").value = "";
+    form.hidden = false;
+    $("f-token").focus();
+    return new Promise((resolve) => {
+      form.onsubmit = (e) => {
+        e.preventDefault();
+        store = $("f-store").value.trim();
+        token = $("f-token").value.trim();
+        remember();
+        form.hidden = true;
+        form.onsubmit = null;
+        resolve();
+      };
+    });
+  }
+
+  const base = () => "/v1/stores/" + encodeURIComponent(store);
+
+  // fetch with the bearer token; on 401 forget the token, ask for a new one, and try again.
+  async function authed(path, extra) {
+    for (;;) {
+      const headers = Object.assign({}, extra || {}, { Authorization: "Bearer " + token });
+      const res = await fetch(base() + path, { headers, cache: "no-store" });
+      if (res.status !== 401) return res;
+      const body = await res.json().catch(() => ({}));
+      token = null;
+      remember();
+      $("conn").textContent = "signed out"; $("conn").className = "badge off";
+      await signIn("Sign in again: " + (body.detail || "your token is no longer accepted") +
+                   ". Paste a new token.");
+    }
+  }
 
   function showError(msg) { const el = $("error"); el.textContent = msg; el.hidden = !msg; }
 
@@ -64,7 +99,7 @@
   }
 
   async function refresh() {
-    const res = await fetch(base + "/footfall/live", { headers });
+    const res = await authed("/footfall/live");
     if (!res.ok) {
       const body = await res.json().catch(() => ({}));
       showError((body.title || "error") + ": " + (body.detail || res.status));
@@ -104,9 +139,9 @@
   async function follow() {
     for (;;) {
       try {
-        const h = Object.assign({ Accept: "text/event-stream" }, headers);
+        const h = { Accept: "text/event-stream" };
         if (lastEventId) h["Last-Event-ID"] = lastEventId;
-        const res = await fetch(base + "/footfall/stream", { headers: h });
+        const res = await authed("/footfall/stream", h);
         if (!res.ok) throw new Error("stream: HTTP " + res.status);
         $("conn").textContent = "live"; $("conn").className = "badge on";
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -129,5 +164,10 @@
     }
   }
 
-  refresh().then((ok) => { if (ok) follow(); });
+  async function start() {
+    if (!store || !token) await signIn("Sign in: the store id and a bearer token.");
+    if (await refresh()) follow();
+  }
+
+  start();
 })();
