@@ -8,10 +8,22 @@ from the config file's folder; a model file (the manifest's `file`, `demographic
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
 
 from edge.config.loader import ConfigError
 from edge.config.model import EdgeConfig
+
+
+def installed_manifests_dir() -> Path:
+    """Where an install from the wheel puts models/*.yaml (pyproject's data-files)."""
+    return Path(sysconfig.get_path("data")) / "share" / "mallpulse" / "models"
+
+
+def manifests_dir() -> Path:
+    """The model manifests: models/ of a source checkout, else the installed copy."""
+    checkout = Path(__file__).resolve().parents[2] / "models"
+    return checkout if (checkout / "yolox_nano.yaml").is_file() else installed_manifests_dir()
 
 
 def _from(base: Path | None, path: Path) -> Path:

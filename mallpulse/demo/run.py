@@ -101,7 +101,9 @@ def detector_for(opts: DemoOptions) -> dict[str, object]:
     """Motion detector for the rendered scene (no weights); YOLOX for a real video."""
     if opts.video is None:
         return {"kind": "motion", "motion_gating": {"enabled": False}}
-    manifest = Path(__file__).resolve().parents[2] / "models" / "yolox_nano.yaml"
+    from edge.config.files import manifests_dir
+
+    manifest = manifests_dir() / "yolox_nano.yaml"
     return {"kind": "onnx", "manifest": str(manifest)}
 
 
