@@ -7,8 +7,10 @@ from collections import Counter
 from ipaddress import ip_network
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cloud.core.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -28,7 +30,13 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0", description="Redis for pub/sub and caching."
     )
     celery_broker_url: str = Field(
-        default="redis://127.0.0.1:6379/1", description="Celery broker URL (redis:// or amqp://)."
+        default="redis://127.0.0.1:6379/1",
+        description="Celery broker URL (redis://, amqp://, or filesystem:// for the demo).",
+    )
+    celery_fs_dir: str = Field(
+        default=".mallpulse-demo/celery",
+        min_length=1,
+        description="Folder of Celery's filesystem transport (used when the broker is filesystem://).",
     )
     mqtt_host: str = Field(default="127.0.0.1", description="MQTT broker host for ingest.")
     mqtt_port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker port.")
@@ -132,6 +140,9 @@ class Settings(BaseSettings):
     )
     ingest_max_age_days: int = Field(
         default=30, ge=1, description="Windows older than this are rejected as out of range."
+    )
+    footfall_retention_days: int = Field(
+        default=400, ge=1, description="Days of raw footfall rows kept on plain PostgreSQL."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
@@ -246,3 +257,16 @@ def secret_weakness(secret: str) -> str | None:
             f"by character frequency; at least {MIN_SECRET_BITS} needed)"
         )
     return None
+
+
+def settings_from_env() -> Settings:
+    """Settings from the MALLPULSE_* environment; a bad value is a SettingsError naming each
+    variable (for a clear one-line message instead of a traceback)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"MALLPULSE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        ]
+        raise SettingsError("; ".join(problems)) from exc

@@ -1,17 +1,22 @@
 """The Celery application: `celery -A cloud.workers.app worker` (add `-B` on one worker for beat).
 
-Celery needs a module-level app; its broker comes from MALLPULSE_CELERY_BROKER_URL, read when the
-module loads. Task modules are listed in TASK_MODULES; each may define BEAT_SCHEDULE (a dict in
-Celery's beat_schedule format) that is merged here.
+Celery needs a module-level app, so this module builds Settings from the environment when it
+loads; tasks take theirs from `worker_settings()` (Settings too: nothing else reads the
+environment). A bad MALLPULSE_*
+value stops the process with one line naming the variable (exit status 2), no traceback. The beat
+schedule comes from `cloud.workers.schedule`, so it does not depend on the import order of the
+task modules listed in TASK_MODULES.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-from typing import Any
+import sys
 
 from celery import Celery
+
+from cloud.core.errors import SettingsError
+from cloud.core.settings import Settings, settings_from_env
+from cloud.workers.schedule import beat_schedule
 
 TASK_MODULES: list[str] = []
 TASK_MODULES.append("cloud.workers.ml_tasks")
@@ -19,37 +24,47 @@ TASK_MODULES.append("cloud.workers.footfall_tasks")
 TASK_MODULES.append("cloud.workers.crm_tasks")
 TASK_MODULES.append("cloud.workers.metrics")  # task metrics (Celery signals) and /metrics
 
-_BROKER = os.environ.get("MALLPULSE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 
-celery_app = Celery("mallpulse", broker=_BROKER, include=TASK_MODULES)
-if _BROKER.startswith("filesystem://"):
-    # Serverless transport for `mallpulse demo`: messages are files in a shared folder.
-    _fs = os.environ.get("MALLPULSE_CELERY_FS_DIR", ".mallpulse-demo/celery")
-    celery_app.conf.broker_transport_options = {
-        "data_folder_in": f"{_fs}/queue",
-        "data_folder_out": f"{_fs}/queue",
-        "processed_folder": f"{_fs}/processed",
-        "control_folder": f"{_fs}/control",
-        "store_processed": False,
-    }
-celery_app.conf.update(
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_serializer="json",
-    accept_content=["json"],
-    timezone="UTC",
-    enable_utc=True,
-    broker_connection_retry_on_startup=True,
-)
-
-
-def beat_schedule() -> dict[str, Any]:
-    """The merged BEAT_SCHEDULE of every task module."""
-    schedule: dict[str, Any] = {}
-    for name in TASK_MODULES:
-        schedule.update(getattr(importlib.import_module(name), "BEAT_SCHEDULE", {}))
-    return schedule
+def create_celery(settings: Settings) -> Celery:
+    """The Celery app for these settings: broker, task modules, beat schedule."""
+    app = Celery("mallpulse", broker=settings.celery_broker_url, include=TASK_MODULES)
+    if settings.celery_broker_url.startswith("filesystem://"):
+        # Serverless transport for `mallpulse demo`: messages are files in a shared folder.
+        fs = settings.celery_fs_dir
+        app.conf.broker_transport_options = {
+            "data_folder_in": f"{fs}/queue",
+            "data_folder_out": f"{fs}/queue",
+            "processed_folder": f"{fs}/processed",
+            "control_folder": f"{fs}/control",
+            "store_processed": False,
+        }
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        beat_schedule=beat_schedule(settings),
+    )
+    return app
 
 
-celery_app.conf.beat_schedule = beat_schedule()
+def _settings_or_exit() -> Settings:
+    """Settings from the environment; a bad value ends the process naming the variable."""
+    try:
+        return settings_from_env()
+    except SettingsError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+celery_app = create_celery(_settings_or_exit())
+
+
+def worker_settings() -> Settings:
+    """Settings for one task run, from the environment (checked when the app loaded; a task run
+    with a bad value since fails with a SettingsError naming the variable)."""
+    return settings_from_env()

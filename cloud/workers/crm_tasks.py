@@ -9,22 +9,14 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 
 from cloud.core.logging import request_id_var
 from cloud.core.settings import Settings
+from cloud.workers.app import celery_app, worker_settings
 
 log = logging.getLogger(__name__)
-
-BEAT_SCHEDULE: dict[str, Any] = {
-    "crm-expire-points": {"task": "crm.expire_points", "schedule": 3600.0 * 24},
-    "crm-review-tiers": {"task": "crm.review_tiers", "schedule": 3600.0 * 24},
-}
-
-# Imported after BEAT_SCHEDULE: importing this module first loads the app, which reads it.
-from cloud.workers.app import celery_app  # noqa: E402
 
 
 def run_expiry(settings: Settings, *, now: datetime | None = None) -> int:
@@ -55,7 +47,7 @@ def expire_points() -> int:
     """Daily loyalty point expiry."""
     token = request_id_var.set(f"crm.expire_points-{uuid.uuid4().hex[:12]}")
     try:
-        return run_expiry(Settings())
+        return run_expiry(worker_settings())
     finally:
         request_id_var.reset(token)
 
@@ -65,6 +57,6 @@ def review_tiers() -> int:
     """Daily tier review (downgrades happen only at period end)."""
     token = request_id_var.set(f"crm.review_tiers-{uuid.uuid4().hex[:12]}")
     try:
-        return run_tier_review(Settings())
+        return run_tier_review(worker_settings())
     finally:
         request_id_var.reset(token)

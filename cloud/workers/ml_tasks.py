@@ -3,14 +3,14 @@
 Beat runs `ml.learn_churn` every few seconds (each run learns one batch of new CRM events exactly
 once and re-scores the customers it touched), `ml.score_all` and `ml.learn_footfall` hourly and
 `ml.fit_clv` daily. Producers of events may also trigger `ml.learn_churn` right away with
-`learn_churn.delay()`. Intervals come from MALLPULSE_ML_* variables, read when the module loads,
-because Celery needs the schedule at import time.
+`learn_churn.delay()`. The intervals are Settings' ml_consume_interval_s and ml_score_interval_s
+(MALLPULSE_ML_CONSUME_INTERVAL_S, MALLPULSE_ML_SCORE_INTERVAL_S), put into the beat schedule by
+cloud.workers.schedule.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,23 +21,10 @@ import psycopg
 from cloud.core.logging import request_id_var
 from cloud.core.settings import Settings
 from cloud.ml.errors import ModelNotFoundError, ModelVersionConflictError
-from cloud.workers.app import celery_app
+from cloud.workers.app import celery_app, worker_settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-BEAT_SCHEDULE: dict[str, Any] = {
-    "ml-learn-churn": {
-        "task": "ml.learn_churn",
-        "schedule": float(os.environ.get("MALLPULSE_ML_CONSUME_INTERVAL_S", "5")),
-    },
-    "ml-score-all": {
-        "task": "ml.score_all",
-        "schedule": float(os.environ.get("MALLPULSE_ML_SCORE_INTERVAL_S", "3600")),
-    },
-    "ml-learn-footfall": {"task": "ml.learn_footfall", "schedule": 3600.0},
-    "ml-fit-clv": {"task": "ml.fit_clv", "schedule": 86_400.0},
-}
 
 
 @contextmanager
@@ -45,7 +32,7 @@ def _context(task: str) -> Iterator[tuple[Settings, psycopg.Connection[Any]]]:
     """Settings, a connection and a message id for the structured logs of one task run."""
     token = request_id_var.set(f"{task}-{uuid.uuid4().hex[:12]}")
     try:
-        settings = Settings()
+        settings = worker_settings()
         with psycopg.connect(settings.database_url) as conn:
             yield settings, conn
     finally:

@@ -1,0 +1,29 @@
+"""The beat schedule: every periodic task of every worker module, built in one place from
+Settings (so it cannot depend on which task module happened to be imported first)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloud.core.settings import Settings
+
+_HOUR = 3600.0
+_DAY = 24 * _HOUR
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """Celery's beat_schedule: entry name -> task name and interval in seconds."""
+    every = {
+        # ml: learn each new batch of CRM events exactly once; rescore; refit daily
+        "ml-learn-churn": ("ml.learn_churn", settings.ml_consume_interval_s),
+        "ml-score-all": ("ml.score_all", settings.ml_score_interval_s),
+        "ml-learn-footfall": ("ml.learn_footfall", _HOUR),
+        "ml-fit-clv": ("ml.fit_clv", _DAY),
+        # footfall: retention on plain PostgreSQL, devices silent without an offline message
+        "footfall-prune": ("footfall.prune", _HOUR),
+        "footfall-mark-stale": ("footfall.mark_stale", 60.0),
+        # crm: loyalty point expiry and tier reviews
+        "crm-expire-points": ("crm.expire_points", _DAY),
+        "crm-review-tiers": ("crm.review_tiers", _DAY),
+    }
+    return {name: {"task": task, "schedule": float(s)} for name, (task, s) in every.items()}
