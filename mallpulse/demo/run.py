@@ -73,6 +73,8 @@ def child_env(
         MALLPULSE_GRPC_BIND=grpc,
         MALLPULSE_API_HOST="127.0.0.1",
         MALLPULSE_API_PORT=str(opts.api_port),
+        MALLPULSE_API_PUBLIC_DOCS="true",  # a local demo: /docs open to whoever runs it
+        MALLPULSE_RATELIMIT_STORAGE="memory",  # one API process, no Redis needed
         MALLPULSE_LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
     )
