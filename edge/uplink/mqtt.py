@@ -256,6 +256,11 @@ class MqttUplink:
             self._publish(entry)
         self.stats.resent += len(entries)
         if entries:
+            log.info(
+                "envelopes sent again for want of a cloud acknowledgement",
+                extra={"count": len(entries), "first_sequence": entries[0].sequence,
+                       "event": "resend"},
+            )  # fmt: skip
             self._warn_if_silent(entries[0].sequence)
         return room - len(entries)
 

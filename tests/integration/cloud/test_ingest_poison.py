@@ -20,6 +20,7 @@ from cloud.ingest import mqtt as ingest_mqtt
 from cloud.ingest.mqtt import MqttIngest, MqttIngestConfig
 from cloud.ingest.rows import Batch
 from cloud.ingest.service import IngestService
+from cloud.ingest.status import apply_statuses
 from cloud.ingest.validate import Limits
 from cloud.simulator.envelopes import window_envelope
 from protos.mallpulse.v1 import delivery_pb2
@@ -40,7 +41,7 @@ def poisoned(monkeypatch: pytest.MonkeyPatch) -> None:
             raise RuntimeError("injected bug in the row mapping")
         add(self, env, *args)
 
-    apply = ingest_mqtt.apply_statuses
+    apply = apply_statuses
 
     def apply_or_fail(pool: Any, items: list[Any], **kw: Any) -> int:
         if any(item.payload == b"poison" for item in items):
