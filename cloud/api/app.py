@@ -11,7 +11,7 @@ from psycopg_pool import ConnectionPool
 from cloud.api.headers import docs_urls, install_security_headers
 from cloud.api.metrics_middleware import MetricsMiddleware
 from cloud.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from cloud.api.problems import install_problem_handlers
+from cloud.api.problems import document_problems, install_problem_handlers
 from cloud.api.ratelimit import install_rate_limits
 from cloud.api.routes import ROUTERS
 from cloud.api.routes.customers_import import IMPORT_PATH
@@ -54,6 +54,7 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
     app.add_middleware(MetricsMiddleware)  # outermost: times whole requests, by route
     install_security_headers(app, settings)
     install_problem_handlers(app)
+    document_problems(app)  # every error status in /openapi.json, as problem+json
     install_rate_limits(app, settings)
     app.state.token_revocations = RevocationCache(settings.token_revocation_cache_s)
     for router in ROUTERS:

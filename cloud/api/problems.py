@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -10,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cloud.core.errors import CloudError, ConflictError, InvalidInputError
 from cloud.core.logging import request_id_var
@@ -43,6 +45,22 @@ def problem(
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+#: The methods a path may serve; each is tried against the routes to build an Allow header.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app fully serves at the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def _json_safe(errors: list[Any]) -> list[dict[str, Any]]:
@@ -115,13 +133,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only; a
+            # path served by several routes (GET and POST /v1/stores) allows all of theirs.
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem(
             request,
             exc.status_code,
             title,
             str(exc.detail),
             slug=f"http-{exc.status_code}",
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)
@@ -134,3 +157,131 @@ def install_problem_handlers(app: FastAPI) -> None:
             "an unexpected error occurred; it has been logged with the request id",
             slug="internal-error",
         )
+
+
+#: The JSON schema of every error body (RFC 9457 problem details plus our extensions).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` lists the fields a validation rejected.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "URI naming the kind of problem."},
+        "title": {"type": "string", "description": "Short summary of the kind of problem."},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "What went wrong with this request."},
+        "instance": {"type": "string", "description": "The request path."},
+        "request_id": {"type": "string", "description": "Also in the X-Request-ID header."},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object", "additionalProperties": True},
+            "description": "One entry per rejected field or row (`field`, `message`, ...).",
+        },
+    },
+    "additionalProperties": True,
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_DESCRIPTIONS = {
+    400: "Malformed request (unreadable body or headers).",
+    401: "Missing, invalid, expired or revoked credentials.",
+    403: "The caller's role or stores do not allow this.",
+    404: "The resource (or a record the request names) does not exist.",
+    405: "Method not allowed; the Allow header lists those this path serves.",
+    409: "Conflicts with the current state (duplicate, reused idempotency key, short balance).",
+    413: "The request body is larger than the limit.",
+    415: "The request body has a media type this operation does not read.",
+    422: "The request is well-formed but its values are invalid; `errors` names the fields.",
+    429: "A rate limit was reached; Retry-After says when to try again.",
+    503: "A dependency does not answer; try again later.",
+}
+
+
+def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+    """The OpenAPI response object of one error status: a problem+json body."""
+    return {
+        "description": description or _DESCRIPTIONS.get(status, "Error."),
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
+    }
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route or router: these error statuses, each with a problem body.
+
+    The app adds the statuses every operation shares (see `document_problems`), so a route
+    names only its own, e.g. `responses=problem_responses(404, 503)`.
+    """
+    return {status: problem_response(status) for status in statuses}
+
+
+@dataclass(frozen=True)
+class ProblemDefaults:
+    """Error statuses the app documents on operations by what they have, not route by route."""
+
+    #: Every operation: a bad Content-Length is refused before routing.
+    every: tuple[int, ...] = (400,)
+    #: Operations with a security requirement: no or bad credentials, wrong role or store,
+    #: too many failed authentications.
+    secured: tuple[int, ...] = (401, 403, 429)
+    #: Operations with any parameter or a body: request validation.
+    with_input: tuple[int, ...] = (422,)
+    #: Operations with a request body: the body limit.
+    with_body: tuple[int, ...] = (413,)
+    #: Operations with path parameters: the resource they name does not exist.
+    with_path: tuple[int, ...] = (404,)
+    #: POST, PUT, PATCH, DELETE: a write may conflict with a stored row or a reused key.
+    writes: tuple[int, ...] = (409,)
+
+
+_WRITES = frozenset({"post", "put", "patch", "delete"})
+_METHODS = frozenset({"get", "head", "options", "trace", *_WRITES})
+
+
+def _statuses_for(method: str, operation: dict[str, Any], rules: ProblemDefaults) -> set[int]:
+    params = operation.get("parameters", [])
+    body = "requestBody" in operation
+    out = set(rules.every)
+    if operation.get("security"):
+        out.update(rules.secured)
+    if params or body:
+        out.update(rules.with_input)
+    if body:
+        out.update(rules.with_body)
+    if any(p.get("in") == "path" for p in params):
+        out.update(rules.with_path)
+    if method in _WRITES:
+        out.update(rules.writes)
+    return out
+
+
+def add_problem_responses(schema: dict[str, Any], rules: ProblemDefaults) -> dict[str, Any]:
+    """Declare the shared error statuses on every operation of an OpenAPI document, and make
+    every error response (FastAPI's default 422 included) a problem+json body."""
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in _METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in _statuses_for(method, operation, rules):
+                responses.setdefault(str(status), problem_response(status))
+            for code, response in responses.items():
+                if code[:1] in ("4", "5"):
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)  # FastAPI's 422 body; ours is a problem
+    schemas["Problem"] = PROBLEM_SCHEMA
+    return schema
+
+
+def document_problems(app: FastAPI, rules: ProblemDefaults | None = None) -> None:
+    """Make the app's OpenAPI document declare its errors as they are answered (see
+    `ProblemDefaults`; routes add their own with `problem_responses`)."""
+    generate = app.openapi
+    chosen = rules or ProblemDefaults()
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_responses(generate(), chosen)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

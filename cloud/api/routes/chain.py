@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from cloud.api.deps import ConnDep, MarketerDep
+from cloud.api.params import IsoDatetime
 from cloud.api.schemas import footfall as s
 from cloud.footfall import service
 
@@ -25,9 +25,9 @@ def chain_footfall(
     conn: ConnDep,
     _p: MarketerDep,
     start: Annotated[
-        datetime | None, Query(alias="from", description="Start (UTC default).")
+        IsoDatetime | None, Query(alias="from", description="Start (UTC default).")
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="End, exclusive.")] = None,
+    end: Annotated[IsoDatetime | None, Query(alias="to", description="End, exclusive.")] = None,
 ) -> s.ChainFootfall:
     """Stores ranked by visitors (default: the last 7 days)."""
     return service.chain_footfall(conn, start=start, end=end)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from cloud.api.deps import ConnDep, MarketerDep
+from cloud.api.problems import problem_responses
 from cloud.api.schemas.crm import ConsentConfirm, ConsentPublic, ConsentUpdate
 from cloud.api.schemas.limits import RowId
 from cloud.crm import consent
@@ -42,7 +43,11 @@ def put_consent(
     return ConsentPublic.model_validate(out)
 
 
-@router.post("/v1/consents/confirm", summary="Confirm a double opt-in")
+@router.post(
+    "/v1/consents/confirm",
+    summary="Confirm a double opt-in",
+    responses=problem_responses(404),
+)
 def confirm_consent(body: ConsentConfirm, conn: ConnDep) -> ConsentPublic:
     """Called by the confirmation page with the token from the e-mail; the token is the only
     credential (it reached only the subject's address), so no API caller can confirm for them."""

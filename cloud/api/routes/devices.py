@@ -28,6 +28,9 @@ def _public(row: repo.ConfigRow) -> DeviceConfigPublic:
     "/{device_id}/config",
     status_code=status.HTTP_201_CREATED,
     summary="Publish a new configuration version to a device (served over gRPC)",
+    responses={
+        200: {"model": DeviceConfigPublic, "description": "A retry: the version its key made."}
+    },
 )
 def publish_config(
     device_id: DeviceId,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
 from cloud.api.deps import ConnDep, PoolDep, ViewerDep
+from cloud.api.params import IsoDatetime
 from cloud.api.schemas import footfall as s
 from cloud.api.schemas.footfall_fleet import StoreId
 from cloud.footfall import service
@@ -17,11 +17,11 @@ from cloud.footfall.stream import event_stream, hub_for, open_stream
 router = APIRouter(prefix="/v1/stores/{store_id}", tags=["footfall"])
 
 FromQ = Annotated[
-    datetime | None,
+    IsoDatetime | None,
     Query(alias="from", description="Range start (ISO 8601; without offset: store local time)."),
 ]
 ToQ = Annotated[
-    datetime | None,
+    IsoDatetime | None,
     Query(alias="to", description="Range end, exclusive (ISO 8601); default now."),
 ]
 

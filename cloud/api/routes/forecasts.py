@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from cloud.api.deps import ConnDep, ViewerDep
+from cloud.api.params import IsoDatetime
 from cloud.api.schemas import ml as s
 from cloud.ml.footfall import service
 
@@ -33,7 +33,7 @@ def anomalies(
     store_id: str,
     conn: ConnDep,
     principal: ViewerDep,
-    since: Annotated[datetime | None, Query(description="Only hours from this time.")] = None,
+    since: Annotated[IsoDatetime | None, Query(description="Only hours from this time.")] = None,
     all_hours: Annotated[bool, Query(description="Every scored hour, not only anomalies.")] = False,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most hours returned.")] = 100,
 ) -> s.AnomalyList:

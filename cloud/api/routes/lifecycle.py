@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from cloud.api.deps import ConnDep, ViewerDep
+from cloud.api.params import IsoAwareDatetime
 from cloud.api.schemas.crm import FunnelPublic
 from cloud.core.security import Role
 from cloud.crm import lifecycle
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/v1/lifecycle", tags=["lifecycle"])
 def funnel(
     conn: ConnDep,
     who: ViewerDep,
-    start: Annotated[AwareDatetime, Query(description="Period start (inclusive).")],
-    end: Annotated[AwareDatetime, Query(description="Period end (exclusive).")],
+    start: Annotated[IsoAwareDatetime, Query(description="Period start (inclusive).")],
+    end: Annotated[IsoAwareDatetime, Query(description="Period end (exclusive).")],
     store_id: Annotated[str | None, Query(description="Only transitions at this store.")] = None,
 ) -> FunnelPublic:
     """Store managers must name one of their stores; marketers may see the whole chain."""

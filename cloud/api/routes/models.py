@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from cloud.api.deps import AdminDep, ConnDep, MarketerDep
+from cloud.api.problems import problem_responses
 from cloud.api.schemas import ml as s
 from cloud.ml import service
 
@@ -27,7 +28,9 @@ def model_status(name: NamePath, conn: ConnDep, principal: MarketerDep) -> s.Mod
 
 
 @router.post(
-    "/churn/reset", summary="Reset the churn model (forget learnt weights; keep customers)"
+    "/churn/reset",
+    summary="Reset the churn model (forget learnt weights; keep customers)",
+    responses=problem_responses(404),
 )
 def reset_churn(conn: ConnDep, principal: AdminDep) -> s.ModelStatusPublic:
     """For use after a confirmed drift; learning restarts from the next labelled samples."""
