@@ -11,6 +11,7 @@ from cloud.core.errors import PermissionDeniedError
 from cloud.core.security import Principal
 from cloud.crm.config import crm_config
 from cloud.crm.identity.rules import IdentityRules
+from cloud.crm.loyalty.goodwill import GoodwillPolicy
 from cloud.crm.loyalty.program import LoyaltyProgram
 
 
@@ -49,3 +50,17 @@ def require_pii_export(settings: SettingsDep, principal: PrincipalDep) -> Princi
 
 #: Callers allowed to export personal data in bulk.
 PiiExportDep = Annotated[Principal, Depends(require_pii_export)]
+
+
+def get_goodwill_policy(settings: SettingsDep) -> GoodwillPolicy:
+    """Goodwill limits per role and the approval threshold, from the settings."""
+    return GoodwillPolicy(
+        max_points={
+            "admin": settings.crm_goodwill_max_points_admin,
+            "hq_marketer": settings.crm_goodwill_max_points_hq_marketer,
+        },
+        approval_threshold=settings.crm_goodwill_approval_threshold,
+    )
+
+
+GoodwillPolicyDep = Annotated[GoodwillPolicy, Depends(get_goodwill_policy)]

@@ -1,18 +1,21 @@
-"""Loyalty accounts: open, read, earn, burn, transfer (idempotent), ledger entries."""
+"""Loyalty accounts: open, read, earn, burn, transfer (idempotent), ledger entries, and the
+approval of large goodwill credits."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 
-from cloud.api.deps import ConnDep, MarketerDep
-from cloud.api.routes.customers_deps import IdempotencyKeyDep, ProgramDep
+from cloud.api.deps import AdminDep, ConnDep, MarketerDep
+from cloud.api.routes.customers_deps import GoodwillPolicyDep, IdempotencyKeyDep, ProgramDep
 from cloud.api.schemas.crm_loyalty import (
     AccountCreate,
     AccountPublic,
+    ApprovalPublic,
+    ApprovalReject,
     EntryPublic,
     MovementPublic,
     PointsChange,
@@ -21,7 +24,7 @@ from cloud.api.schemas.crm_loyalty import (
 from cloud.api.schemas.limits import RowId
 from cloud.crm.errors import CrmNotFoundError
 from cloud.crm.idempotency import run_once
-from cloud.crm.loyalty import ledger
+from cloud.crm.loyalty import goodwill, ledger
 from cloud.db.repositories import crm_loyalty as repo
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
@@ -71,7 +74,11 @@ def get_entries(
     return [EntryPublic.model_validate(e) for e in repo.entries(conn, account_id, limit)]
 
 
-@router.post("/accounts/{account_id}/earn", summary="Credit goodwill points (idempotent)")
+@router.post(
+    "/accounts/{account_id}/earn",
+    summary="Credit goodwill points (idempotent; large credits wait for approval)",
+    responses={202: {"model": MovementPublic, "description": "Waits for an admin's approval."}},
+)
 def earn(
     account_id: RowId,
     body: PointsChange,
@@ -79,22 +86,85 @@ def earn(
     who: MarketerDep,
     key: IdempotencyKeyDep,
     program: ProgramDep,
+    policy: GoodwillPolicyDep,
+    response: Response,
 ) -> MovementPublic:
-    """Credit points as a new lot with the programme's expiry."""
+    """Credit points as a new lot with the programme's expiry; 403 above the caller's role
+    limit, 202 `pending_approval` above the approval threshold (another admin decides)."""
     out = run_once(
         conn,
         scope=f"earn:{account_id}",
         key=key,
         request=body.model_dump(),
-        action=lambda: ledger.earn(
+        action=lambda: goodwill.request_credit(
             conn,
             account_id=account_id,
             points=body.points,
             reason=body.reason or f"goodwill by {who.subject}",
+            requester=who.subject,
+            role=who.role.value,
+            policy=policy,
             program=program,
         ),
     )
+    if out.get("status") == "pending_approval":
+        response.status_code = status.HTTP_202_ACCEPTED
     return MovementPublic.model_validate(out)
+
+
+@router.get("/approvals", summary="Goodwill credits waiting for (or given) approval")
+def list_approvals(
+    conn: ConnDep,
+    _: AdminDep,
+    state: Annotated[
+        Literal["pending", "approved", "rejected"] | None,
+        Query(alias="status", description="Only approvals in this state."),
+    ] = "pending",
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most approvals returned.")] = 100,
+) -> list[ApprovalPublic]:
+    """Oldest first."""
+    return [
+        ApprovalPublic.model_validate(a)
+        for a in goodwill.approvals(conn, status=state, limit=limit)
+    ]
+
+
+@router.post("/approvals/{approval_id}/approve", summary="Approve a goodwill credit (idempotent)")
+def approve(
+    approval_id: RowId, conn: ConnDep, who: AdminDep, key: IdempotencyKeyDep, program: ProgramDep
+) -> ApprovalPublic:
+    """Credit the points; only an admin other than the requester may approve."""
+    out = run_once(
+        conn,
+        scope=f"approve:{approval_id}",
+        key=key,
+        request={"decision": "approve"},
+        action=lambda: goodwill.approve(
+            conn, approval_id=approval_id, approver=who.subject, program=program
+        ),
+    )
+    return ApprovalPublic.model_validate(out)
+
+
+@router.post("/approvals/{approval_id}/reject", summary="Reject a goodwill credit (idempotent)")
+def reject(
+    approval_id: RowId,
+    body: ApprovalReject,
+    conn: ConnDep,
+    who: AdminDep,
+    key: IdempotencyKeyDep,
+) -> ApprovalPublic:
+    """No points move; only an admin other than the requester may reject."""
+    out = run_once(
+        conn,
+        scope=f"approve:{approval_id}",
+        key=key,
+        request={"decision": "reject", **body.model_dump()},
+        action=lambda: goodwill.reject(
+            conn, approval_id=approval_id, approver=who.subject, note=body.note
+        ),
+    )
+    return ApprovalPublic.model_validate(out)
 
 
 @router.post("/accounts/{account_id}/burn", summary="Spend points (idempotent, never overdraws)")

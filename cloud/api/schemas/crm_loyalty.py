@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,7 +49,8 @@ class TransferCreate(_In):
 
 
 class MovementPublic(BaseModel):
-    """Result of earn, burn or transfer."""
+    """Result of earn, burn or transfer; a goodwill credit above the approval threshold comes
+    back with status `pending_approval` and its `approval_id`, and moves nothing yet."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -106,3 +107,27 @@ class RedemptionPublic(BaseModel):
     status: str = Field(description="reserved, fulfilled or cancelled.")
     created_at: datetime = Field(description="When reserved.")
     replayed: bool = Field(default=False, description="True for an idempotent retry.")
+
+
+class ApprovalPublic(BaseModel):
+    """A goodwill credit above the approval threshold and its decision."""
+
+    id: int = Field(description="Approval id.")
+    account_id: int = Field(description="Account to credit.")
+    points: int = Field(description="Points asked for.")
+    reason: str = Field(description="Reference shown on the entry.")
+    requested_by: str = Field(description="Who asked for the credit.")
+    requested_at: datetime = Field(description="When.")
+    status: Literal["pending", "approved", "rejected"] = Field(description="Decision so far.")
+    decided_by: str | None = Field(description="The admin who decided (never the requester).")
+    decided_at: datetime | None = Field(description="When it was decided.")
+    note: str | None = Field(description="Why it was rejected.")
+    entry_id: int | None = Field(description="The ledger entry of an approved credit.")
+    balance: int | None = Field(default=None, description="Balance after an approval.")
+    replayed: bool = Field(default=False, description="True for an idempotent retry.")
+
+
+class ApprovalReject(_In):
+    """Why a goodwill credit is rejected."""
+
+    note: str | None = Field(default=None, max_length=500, description="Reason for the record.")
