@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 
 from cloud.api.deps import AdminDep, ConnDep, MarketerDep
+from cloud.api.problems import problem_responses
 from cloud.api.routes.customers_deps import GoodwillPolicyDep, IdempotencyKeyDep, ProgramDep
 from cloud.api.schemas.crm_loyalty import (
     AccountCreate,
@@ -30,7 +31,12 @@ from cloud.db.repositories import crm_loyalty as repo
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
 
 
-@router.post("/accounts", status_code=status.HTTP_201_CREATED, summary="Open an account")
+@router.post(
+    "/accounts",
+    status_code=status.HTTP_201_CREATED,
+    summary="Open an account",
+    responses=problem_responses(404),
+)
 def open_account(
     body: AccountCreate, conn: ConnDep, _: MarketerDep, program: ProgramDep
 ) -> AccountPublic:
@@ -184,7 +190,11 @@ def burn(
     return MovementPublic.model_validate(out)
 
 
-@router.post("/transfers", summary="Transfer points between members (idempotent)")
+@router.post(
+    "/transfers",
+    summary="Transfer points between members (idempotent)",
+    responses=problem_responses(404),
+)
 def transfer(
     body: TransferCreate, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
 ) -> MovementPublic:
