@@ -245,3 +245,37 @@ def test_body_limit_middleware_counts_what_streams(
     assert out[1]["status"] == status
     if status == 413:
         assert json.loads(out[2]["body"])["type"].endswith("payload-too-large")
+
+
+def test_properties_stored_too_deep_before_the_limit_are_quarantined(
+    client: TestClient, marketer: dict[str, str], database_url: str
+) -> None:
+    """A customer whose touchpoint was stored 260 levels deep (before the limit) answered 500 for
+    good; migration 0202 moves such properties aside and the customer reads again."""
+    from importlib import resources
+
+    from psycopg.types.json import Jsonb
+
+    pid, _ = customer(client, marketer)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO crm_touchpoints (profile_id, record_id, channel, event, occurred_at,"
+            " properties) SELECT %s, id, 'web', 'poisoned', now(), %s FROM crm_records"
+            " WHERE profile_id = %s LIMIT 1 RETURNING id",
+            (pid, Jsonb(_nested(260)), pid),
+        ).fetchone()
+    assert row is not None
+    sql = resources.files("cloud.db.migrations").joinpath("0202_crm_security.sql").read_text()
+    with psycopg.connect(database_url) as conn:
+        conn.execute(sql.encode())  # the migration is safe to re-run
+    assert client.get(f"/v1/customers/{pid}", headers=marketer).status_code == 200
+    with psycopg.connect(database_url) as conn:
+        kept = conn.execute(
+            "SELECT properties, reason FROM crm_touchpoint_quarantine WHERE touchpoint_id = %s",
+            (row[0],),
+        ).fetchone()
+        now = conn.execute(
+            "SELECT properties FROM crm_touchpoints WHERE id = %s", (row[0],)
+        ).fetchone()
+    assert kept == (_nested(260), "nested deeper than 8 levels")
+    assert now == ({"_quarantined": "crm_touchpoint_quarantine"},)
