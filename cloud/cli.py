@@ -111,6 +111,7 @@ def api(
         log_config=None,
         access_log=False,
         server_header=False,  # do not tell scanners which server (and version) runs here
+        proxy_headers=False,  # X-Forwarded-For counts only per MALLPULSE_TRUSTED_PROXIES
     )
 
 

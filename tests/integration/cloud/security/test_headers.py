@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,18 @@ def test_the_server_banner_names_no_server(served_api: str) -> None:
     with urllib.request.urlopen(f"{served_api}/healthz", timeout=10) as res:
         assert res.status == 200
         assert res.headers.get("server") is None, res.headers.get("server")
+
+
+def test_the_served_api_ignores_forwarded_for_without_a_trusted_proxy(served_api: str) -> None:
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; the API must not, or a local
+    # client could pose as a new address for every failed attempt.
+    codes = []
+    for i in range(11):
+        req = urllib.request.Request(f"{served_api}/v1/stores", headers={
+            "X-API-Key": "mp_wrong", "X-Forwarded-For": f"203.0.113.{i}"})  # fmt: skip
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+        except urllib.error.HTTPError as err:
+            codes.append(err.code)
+            err.close()
+    assert codes == [401] * 10 + [429]
