@@ -66,10 +66,13 @@ class MqttConfig(StrictModel):
         description="cloud_ack: the resend interval doubles per attempt up to this many seconds.",
     )
     max_unconfirmed: int = Field(
-        default=2000,
+        default=500,
         ge=1,
         le=100_000,
-        description="cloud_ack: envelopes sent and not yet confirmed; sending pauses beyond it.",
+        description=(
+            "cloud_ack: envelopes sent and not yet confirmed; sending pauses beyond it (keep it "
+            "below the broker's per-subscriber queue, Mosquitto's max_queued_messages)."
+        ),
     )
 
     @model_validator(mode="after")

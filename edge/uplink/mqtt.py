@@ -283,7 +283,9 @@ class MqttUplink:
             return
         now = time.monotonic()
         due = now - self._acked_at >= _ACK_EVERY_S or len(self._acked) >= _ACK_BATCH
-        if force or due or not self._pending:
+        # Caught up (nothing waits for an acknowledgement): delete now, the queue is idle.
+        idle = not self._unconfirmed if self._cloud_ack else not self._pending
+        if force or due or idle:
             acked, self._acked = self._acked, []
             self._acked_at = now
             try:
