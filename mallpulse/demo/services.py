@@ -73,13 +73,19 @@ class DemoServices:
     _owned: list[Any] = field(default_factory=list)
 
     def ingest_env(self) -> dict[str, str]:
-        """Ingest settings the broker needs: rumqttd 0.20 disconnects a client whose PUBACKs
-        come out of order (two ingest workers ack per device) and its router panics ("group
+        """Ingest settings the broker needs. rumqttd 0.20 disconnects a client whose PUBACKs
+        come out of order (MQTT 5 asks for arrival order; the ingest's workers and its batches,
+        which ack envelopes before presence, do not keep it), and its router panics ("group
         must exists") when a persistent session with a shared subscription goes away with
-        messages in flight; so on the embedded broker one worker and plain subscriptions."""
+        messages in flight. So on the embedded broker: one worker, batches of one message (the
+        demo's few messages a second need no more) and plain subscriptions."""
         if not self.mqtt_embedded:
             return {}
-        return {"MALLPULSE_MQTT_SHARE_GROUP": "", "MALLPULSE_INGEST_MQTT_WORKERS": "1"}
+        return {
+            "MALLPULSE_MQTT_SHARE_GROUP": "",
+            "MALLPULSE_INGEST_MQTT_WORKERS": "1",
+            "MALLPULSE_INGEST_BATCH_SIZE": "1",
+        }
 
     def close(self) -> None:
         """Stop embedded services (safe to call twice)."""

@@ -101,5 +101,10 @@ def test_embedded_demo_runs_end_to_end_and_stops_clean(demo_dir: Path) -> None:
     assert set(logs) >= {"ingest.log", "edge.log", "api.log", "worker.log", "simulator.log"}
     for name, body in {"demo output": text, **logs}.items():
         assert not BAD_WORDS.search(body), f"{name}:\n{body[-4000:]}"
-    assert "mqtt ingest disconnected" not in logs["ingest.log"], logs["ingest.log"][-4000:]
+    dropped = [
+        line
+        for line in logs["ingest.log"].splitlines()
+        if "mqtt ingest disconnected" in line and "Normal disconnection" not in line
+    ]
+    assert dropped == []  # the broker never dropped the ingest (only its own stop at the end)
     assert '"mqtt connection lost"' not in logs["edge.log"], logs["edge.log"][-4000:]

@@ -105,7 +105,9 @@ def test_ingest_session_with_messages_in_flight_survives_a_reconnect(
         for key, value in services.ingest_env().items():
             monkeypatch.setenv(key, value)
         cfg = mqtt_config(Settings(database_url="postgresql://unused/x"), "t")
-        assert cfg.workers == 1  # rumqttd disconnects a client whose PUBACKs are out of order
+        # rumqttd disconnects a client whose PUBACKs are out of order: one worker, one message
+        # a batch keeps them in arrival order
+        assert (cfg.workers, cfg.batch_size) == (1, 1)
         topics = MqttIngest(cfg, cast(IngestService, None))._topics()
         host, port = services.mqtt_host, services.mqtt_port
         got: list[bytes] = []
