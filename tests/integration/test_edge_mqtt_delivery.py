@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import DeviceIdentity, MqttConfig
 from edge.outbox import SqliteOutbox
@@ -90,3 +92,55 @@ def test_broker_restart_with_the_ingest_reconnecting_last_loses_nothing(
     assert in_gap > 0, "nothing was published while the ingest was away: nothing was tested"
     assert landed == set(range(1, n + 1))
     assert uplink.stats.resent > 0  # the broker dropped what it had PUBACKed; it was resent
+
+
+class Silent:
+    """A cloud that subscribes but never acknowledges (an ingest older than issue 11)."""
+
+    def __init__(self, port: int, prefix: str) -> None:
+        self.seen: list[int] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = lambda _c, _u, m: self.seen.append(
+            telemetry_pb2.Envelope.FromString(bytes(m.payload)).sequence
+        )
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"{prefix}/+/+/window", qos=1)
+        self.client.loop_start()
+        assert subscribed.wait(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_cloud_that_never_acknowledges_keeps_everything_and_is_named_in_a_warning(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"mptest/{uuid.uuid4().hex[:10]}/mallpulse/v1"
+    old = Silent(broker.port, prefix)
+    outbox = SqliteOutbox(tmp_path / "outbox.db")
+    outbox.put_many([window(i) for i in range(30)])
+    uplink = uplink_for(outbox, broker.port, prefix, max_unconfirmed=10, ack_timeout_s=0.2,
+                        ack_timeout_max_s=0.4)  # fmt: skip
+    caplog.set_level("WARNING", logger="edge.uplink.mqtt")
+    uplink.start()
+    try:
+        # Ten are sent, then sending pauses; they are sent again, nothing is deleted.
+        wait_until(lambda: uplink.stats.resent >= 20, what="resends with no acknowledgement")
+        wait_until(lambda: "uplink.mqtt.delivery: broker_ack" in caplog.text, what="the warning")
+        assert sorted(set(old.seen)) == list(range(1, 11))
+        assert outbox.stats().depth == 30
+        assert uplink.unconfirmed == 10
+        # An ingest that acknowledges takes over: everything drains.
+        cloud = AckResponder(broker.port, prefix)
+        try:
+            wait_until(lambda: outbox.stats().depth == 0, timeout=20, what="drain once acked")
+        finally:
+            cloud.close()
+    finally:
+        uplink.stop()
+        old.close()
+        outbox.close()
+    assert set(cloud.sequences()) >= set(range(1, 31))
