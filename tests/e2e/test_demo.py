@@ -140,7 +140,7 @@ def test_crm_answers_with_seeded_customers(demo: RunningDemo) -> None:
 
 
 def test_dashboard_shows_live_numbers_that_change(demo: RunningDemo) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from tests.e2e.test_dashboard import CHROMIUM, FLAGS, SCREENSHOT_DIR
 
@@ -149,12 +149,11 @@ def test_dashboard_shows_live_numbers_that_change(demo: RunningDemo) -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
         page.goto(f"{demo.api}/dashboard#store=demo-001&token={token}")
-        page.wait_for_function("/^[0-9]+$/.test(document.getElementById('in-today').textContent)")
-        first = page.inner_text("#in-today")
-        page.wait_for_function(
-            f"document.getElementById('in-today').textContent !== {json.dumps(first)}",
-            timeout=90_000,
-        )
+        # locator assertions, not wait_for_function: the page's CSP forbids evaluating strings
+        in_today = page.locator("#in-today")
+        expect(in_today).to_have_text(re.compile(r"^[0-9]+$"), timeout=30_000)
+        first = in_today.inner_text()
+        expect(in_today).not_to_have_text(first, timeout=90_000)
         later = page.inner_text("#in-today")
         updates = page.inner_text("#updates")
         if SCREENSHOT_DIR:
