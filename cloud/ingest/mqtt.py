@@ -5,7 +5,8 @@ chosen by device, so each device's messages are stored in the order they arrived
 takes batches from its queue, stores a batch through IngestService in one transaction and only
 then sends, per device, a delivery acknowledgement (`{prefix}/{store}/{device}/ack`, see
 cloud/ingest/delivery.py: the gateway deletes from its outbox only on it) and that batch's
-PUBACKs; while one worker waits on PostgreSQL the other maps its batch.
+PUBACKs (in arrival order, as MQTT asks); while one worker waits on PostgreSQL the other maps
+its batch.
 A process killed mid-batch never acknowledged that batch: the broker redelivers it to the same
 persistent session (stable client id) and the (device, sequence) ledger drops the copies; what
 the broker itself lost, the gateway sends again for want of an acknowledgement.
@@ -187,11 +188,13 @@ class MqttIngest:
         queues[hash(device) % len(queues)].put(msg)
 
     def _run(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> None:
-        pending: list[mqtt.MQTTMessage] = []
+        batch: list[mqtt.MQTTMessage] = []
+        pending: list[mqtt.MQTTMessage] = []  # the part of `batch` not yet committed
         failures = 0
         while not self._stop.is_set() or pending:
             if not pending:
-                pending, failures = self._take(inbox), 0
+                batch, failures = self._take(inbox), 0
+                pending = list(batch)
                 if not pending:
                     continue
             try:
@@ -204,15 +207,17 @@ class MqttIngest:
                           exc_info=not transient)  # fmt: skip
                 if not transient and failures >= _POISON_AFTER:
                     pending, failures = self._take_apart(pending), 0
-                    continue
-                if self._stop.wait(1.0):
+                if pending and self._stop.wait(1.0):
                     return  # unacknowledged: the broker redelivers them
-                continue
-            pending = []
+                if pending:
+                    continue
+            # All committed: PUBACK the batch in arrival order, as MQTT asks (a broker may drop
+            # a client that acknowledges out of order).
+            self._ack(batch)
 
     def _take_apart(self, messages: list[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
-        """Handle a failing batch message by message, dead-lettering (and acknowledging) those
-        that fail alone; returns the messages left when the database went away meanwhile."""
+        """Handle a failing batch message by message, dead-lettering those that fail alone;
+        returns the messages left when the database went away meanwhile."""
         log.warning("batch keeps failing; handling its messages one by one",
                     extra={"size": len(messages)})  # fmt: skip
         for i, msg in enumerate(messages):
@@ -242,7 +247,6 @@ class MqttIngest:
         outcome = self.service.dead_letter(item, f"ingest failed: {error!r}")
         if kind in ("window", "health"):
             self._confirm([item], [outcome])
-        self._ack([msg])
 
     def _take(self, inbox: queue.Queue[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
         try:
@@ -282,14 +286,14 @@ class MqttIngest:
                 log.warning("config verdict ignored", extra={"topic": msg.topic, "why": problem})
 
     def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
-        """Store, confirm and acknowledge a batch. The envelopes are committed and acknowledged
-        first and then removed from `messages`, so a retry after a failure of the rest (presence,
+        """Store and confirm a batch, removing what committed from `messages` (the caller
+        PUBACKs the whole batch once it is empty). The envelopes are committed, confirmed to
+        their devices and removed first, so a retry after a failure of the rest (presence,
         config verdicts) does not store or dead-letter them again."""
         envelopes: list[Incoming] = []
         statuses: list[Incoming] = []
         verdicts: list[mqtt.MQTTMessage] = []
         rest: list[mqtt.MQTTMessage] = []
-        done: list[mqtt.MQTTMessage] = []
         prefix = self.config.topic_prefix
         for msg in messages:
             topic = msg.topic  # decoded from bytes on every access
@@ -306,18 +310,16 @@ class MqttIngest:
                     statuses.append(item)
             else:
                 envelopes.append(item)
-                done.append(msg)
         if envelopes:
             outcomes = self.service.ingest(envelopes)
             self._confirm(envelopes, outcomes)
-            self._ack(done)
             messages[:] = rest
         try:
             apply_statuses(self.service.pool, statuses)
             self._verdicts(verdicts)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise IngestError(f"database unavailable: {exc}") from exc
-        self._ack(rest)
+        messages.clear()
 
     def _ack(self, messages: list[mqtt.MQTTMessage]) -> None:
         """PUBACK messages whose handling committed: now the broker may forget them."""

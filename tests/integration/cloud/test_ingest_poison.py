@@ -23,7 +23,7 @@ from cloud.ingest.service import IngestService
 from cloud.ingest.status import apply_statuses
 from cloud.ingest.validate import Limits
 from cloud.simulator.envelopes import window_envelope
-from protos.mallpulse.v1 import delivery_pb2
+from protos.mallpulse.v1 import delivery_pb2, telemetry_pb2
 from tests.support.mqtt import wait_until
 
 N = 12
@@ -66,6 +66,10 @@ def device(pg_pool: Any) -> dict[str, str]:
 def ingest(
     poisoned: None, pg_pool: Any, mqtt_broker: tuple[str, int], mqtt_prefix: str
 ) -> Iterator[MqttIngest]:
+    yield from _ingest(pg_pool, mqtt_broker, mqtt_prefix)
+
+
+def _ingest(pg_pool: Any, mqtt_broker: tuple[str, int], mqtt_prefix: str) -> Iterator[MqttIngest]:
     cfg = MqttIngestConfig(host=mqtt_broker[0], port=mqtt_broker[1], topic_prefix=mqtt_prefix,
                            client_id=f"poison-{uuid.uuid4().hex[:8]}", session_expiry_s=0,
                            share_group=f"g{uuid.uuid4().hex[:6]}", batch_size=100,
@@ -138,3 +142,55 @@ def _dead(pg_pool: Any, device: str, base: str) -> int:
             "SELECT count(*) FROM dead_letters WHERE topic LIKE %s", (base + "/%",)
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_batch_is_acknowledged_to_the_broker_in_arrival_order(
+    pg_pool: Any, device: dict[str, str], mqtt_broker: tuple[str, int], mqtt_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """MQTT wants PUBACKs in the order the PUBLISHes came (rumqttd drops a client that does
+    otherwise); the envelopes of a batch are committed before its presence messages, but the
+    batch is still acknowledged in arrival order."""
+    taken: list[int] = []
+    acked: list[int] = []
+    take, ack = MqttIngest._take, MqttIngest._ack
+
+    mixed: list[bool] = []  # per batch: did presence arrive before an envelope in it?
+
+    def record_take(self: MqttIngest, inbox: Any) -> list[mqtt.MQTTMessage]:
+        batch = take(self, inbox)
+        taken.extend(m.mid for m in batch)
+        kinds = [m.topic.rpartition("/")[2] for m in batch]
+        mixed.append("status" in kinds and "window" in kinds[kinds.index("status") :])
+        return batch
+
+    def record_ack(self: MqttIngest, messages: list[mqtt.MQTTMessage]) -> None:
+        acked.extend(m.mid for m in messages)
+        ack(self, messages)
+
+    monkeypatch.setattr(MqttIngest, "_take", record_take)
+    monkeypatch.setattr(MqttIngest, "_ack", record_ack)
+    sub = next(_ingest(pg_pool, mqtt_broker, mqtt_prefix))
+    base = f"{mqtt_prefix}/{device['store']}/{device['dev']}"
+    gw = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    gw.connect(*mqtt_broker)
+    gw.loop_start()
+    end = datetime.now(UTC)
+    try:
+        status = telemetry_pb2.DeviceStatus(device_id=device["dev"], store_id=device["store"],
+                                            online=True)  # fmt: skip
+        status.at.GetCurrentTime()
+        envs = [window_envelope(store_id=device["store"], device_id=device["dev"], sequence=seq,
+                                start=end - timedelta(minutes=1), end=end).SerializeToString()
+                for seq in range(1, 6)]  # fmt: skip
+        gw.publish(f"{base}/status", status.SerializeToString(), qos=1)  # presence first
+        for payload in envs:  # back to back: one batch (batch_wait_s 0.5)
+            info = gw.publish(f"{base}/window", payload, qos=1)
+        info.wait_for_publish(10)
+        wait_until(lambda: len(acked) >= 6, what="six messages acknowledged")
+    finally:
+        gw.loop_stop()
+        gw.disconnect()
+        sub.stop()
+    assert any(mixed), "no batch held presence before an envelope: nothing was tested"
+    assert len(taken) == 6 and acked == taken
