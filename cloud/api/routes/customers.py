@@ -61,7 +61,9 @@ def list_customers(
         int, Query(ge=0, le=PG_BIGINT_MAX, description="Return ids greater than this.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
-    stage: Annotated[str | None, Query(description="Only this lifecycle stage.")] = None,
+    stage: Annotated[
+        str | None, Query(max_length=64, description="Only this lifecycle stage.")
+    ] = None,
 ) -> list[CustomerSummary]:
     """Live profiles ordered by id."""
     rows = id_repo.list_profiles(conn, after_id=after_id, limit=limit, stage=stage)
@@ -77,8 +79,10 @@ def lookup(
     conn: ConnDep,
     _: MarketerDep,
     rules: RulesDep,
-    kind: Annotated[str, Query(description="Identifier kind.")],
-    value: Annotated[str, Query(description="Raw identifier value (normalised here).")],
+    kind: Annotated[str, Query(max_length=32, description="Identifier kind.")],
+    value: Annotated[
+        str, Query(max_length=320, description="Raw identifier value (normalised here).")
+    ],
 ) -> CustomerPublic:
     """The golden record of the person with this identifier."""
     normal = normalize_identifier(kind, value, default_region=rules.default_phone_region)

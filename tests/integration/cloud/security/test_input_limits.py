@@ -279,3 +279,13 @@ def test_properties_stored_too_deep_before_the_limit_are_quarantined(
         ).fetchone()
     assert kept == (_nested(260), "nested deeper than 8 levels")
     assert now == ({"_quarantined": "crm_touchpoint_quarantine"},)
+
+
+def test_customer_query_strings_are_bounded(client: TestClient, marketer: dict[str, str]) -> None:
+    """A 5,000-character stage filter used to reach the database (200, an empty page)."""
+    res = client.get("/v1/customers", params={"stage": "x" * 5000}, headers=marketer)
+    assert problem(res, 422)["errors"][0]["field"] == "query.stage"
+    res = client.get(
+        "/v1/customers/lookup", params={"kind": "email", "value": "x" * 5000}, headers=marketer
+    )
+    assert problem(res, 422)["errors"][0]["field"] == "query.value"
