@@ -23,8 +23,8 @@ router = APIRouter(tags=["consent"])
 )
 def put_consent(
     profile_id: RowId,
-    channel: str,
-    purpose: str,
+    channel: consent.Channel,
+    purpose: consent.Purpose,
     body: ConsentUpdate,
     conn: ConnDep,
     who: MarketerDep,

@@ -51,7 +51,10 @@ def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
     description=f"Send the CSV as the request body (Content-Type: text/csv). Columns: {COLUMNS}."
     " The body limit is MALLPULSE_API_MAX_IMPORT_BYTES (413 above).",
     openapi_extra={
-        "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}
+        "requestBody": {
+            "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}},
+            "required": True,
+        }
     },
 )
 async def import_csv(

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from cloud.api.schemas.limits import JsonObject
 
@@ -216,7 +216,8 @@ class ReversalPublic(BaseModel):
 class ConsentUpdate(_In):
     """Grant or withdraw consent for a channel and purpose."""
 
-    granted: bool = Field(description="True to grant, False to withdraw/deny.")
+    # Strict: a consent is a JSON true/false, never "yes", "1" or 1 read as a grant.
+    granted: StrictBool = Field(description="True to grant, False to withdraw/deny.")
     source: str = Field(min_length=1, max_length=64, description="Where it was collected.")
     proof: str | None = Field(default=None, max_length=2000, description="Evidence reference.")
 

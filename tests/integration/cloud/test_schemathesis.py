@@ -140,3 +140,34 @@ def test_every_operation_is_fuzzed(api_schema: Any) -> None:
 def test_no_server_errors(api_schema: Any, token_for: Any, role: Role) -> None:
     """Every operation answers fuzzed input without a 5xx; every error is problem+json."""
     fuzz(operations(api_schema), token_for(role, {"s1"}), max_examples=EXAMPLES)
+
+
+def test_consent_path_names_its_channels_and_purposes(document: dict[str, Any]) -> None:
+    """The document lists the channels and purposes a consent may name (schema-valid values
+    were refused with 422 before)."""
+    op = _operation(document, "put", "/v1/customers/{profile_id}/consents/{channel}/{purpose}")
+    params = {p["name"]: p["schema"] for p in op["parameters"]}
+    for name, value in (("channel", "email"), ("purpose", "marketing")):
+        schema = params[name]
+        ref = schema["$ref"].rpartition("/")[2] if "$ref" in schema else None
+        listed = document["components"]["schemas"][ref]["enum"] if ref else schema["enum"]
+        assert value in listed
+
+
+@pytest.mark.parametrize("granted", [1, "true", "yes"])
+def test_consent_grant_is_a_json_boolean(
+    client: TestClient, token_for: Any, granted: object
+) -> None:
+    """`granted` is a JSON true/false; 1 or "yes" is not read as a grant."""
+    admin = token_for(Role.ADMIN)
+    made = client.post(
+        "/v1/customers", json={"identifiers": {"email": "strict-bool@example.org"}}, headers=admin
+    )
+    assert made.status_code in (200, 201), made.text
+    response = client.put(
+        f"/v1/customers/{made.json()['profile_id']}/consents/sms/marketing",
+        json={"granted": granted, "source": "test"},
+        headers=admin,
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
