@@ -8,7 +8,7 @@ from cloud.api.deps import ConnDep, MarketerDep
 from cloud.api.routes.customers_deps import RulesDep
 from cloud.api.schemas.crm import UnmergePublic
 from cloud.api.schemas.limits import RowId
-from cloud.crm.identity.service import unmerge
+from cloud.crm.identity.unmerge import unmerge
 
 router = APIRouter(prefix="/v1/identities", tags=["customers"])
 

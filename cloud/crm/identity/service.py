@@ -1,4 +1,5 @@
-"""Identity service: store a source record, re-resolve its neighbourhood, merge and unmerge."""
+"""Identity service: store a source record, re-resolve its neighbourhood, merge and split
+(unmerge is in cloud.crm.identity.unmerge)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import psycopg
 
 from cloud.crm import lifecycle
-from cloud.crm.errors import CrmConflictError, CrmInvalidInputError, CrmNotFoundError
+from cloud.crm.errors import CrmConflictError, CrmInvalidInputError
 from cloud.crm.identity.normalize import normalize_identifier
 from cloud.crm.identity.reconcile import GroupPlan, plan_profiles
 from cloud.crm.identity.resolver import resolve
@@ -127,7 +128,9 @@ def _update_existing(
             refresh_profile(conn, profile_id, rules)
         return ResolvedRecord(record_id, profile_id, False, [])
     repo.add_identifiers(conn, record_id, idents)
-    profile_of, merged = resolve_region(conn, [(k, v) for k, v, _ in idents], rules=rules)
+    profile_of, merged = resolve_region(
+        conn, [(k, v) for k, v, _ in idents], rules=rules, cause=[record_id]
+    )
     return ResolvedRecord(record_id, profile_of[record_id], False, merged)
 
 
@@ -166,12 +169,14 @@ def resolve_region(
     *,
     rules: IdentityRules,
     pending: Sequence[PendingRecord] = (),
+    cause: Sequence[int] = (),
 ) -> tuple[dict[int, int], list[int]]:
     """Re-resolve every record reachable from `keys` (plus records not stored yet) and apply
-    merges and splits. Returns (record id -> profile id, absorbed profile ids). The caller holds
-    the identity lock."""
-    region = _expand(conn, keys, rules.max_region_records)
-    idents = repo.identifiers_of_records(conn, list(region))
+    merges and splits. Returns (record id -> profile id, absorbed profile ids). `cause`: stored
+    records whose change prompted this (logged with a merge, with the pending records, as what
+    bridged it). The caller holds the identity lock."""
+    region = expand_region(conn, keys, rules.max_region_records)
+    idents = repo.identifiers_of_records(conn, list(region), linking_only=True)
     current: dict[int, int | None] = dict(region)
     new = {-(i + 1): p for i, p in enumerate(pending)}  # pseudo ids below zero
     for pseudo, p in new.items():
@@ -185,8 +190,10 @@ def resolve_region(
         pid = plan.profile_id if plan.profile_id is not None else repo.create_profile(conn)
         for r in [r for r in plan.record_ids if r < 0]:
             new[r].created_profile = plan.profile_id is None
+        bridges = [r for r in plan.record_ids if r < 0 or r in cause]
         plan.record_ids = [new[r].store(conn, pid) if r < 0 else r for r in plan.record_ids]
-        merged += _apply_plan(conn, plan, pid, reason=_reason(pending))
+        bridges = [int(new[r].record_id or 0) if r < 0 else r for r in bridges]  # now stored
+        merged += _apply_plan(conn, plan, pid, reason=_reason(pending), bridges=bridges)
         profile_of.update(dict.fromkeys(plan.record_ids, pid))
     for pid in set(profile_of.values()):
         refresh_profile(conn, pid, rules)
@@ -229,22 +236,32 @@ def _reason(pending: Sequence[PendingRecord]) -> str:
     return f"{pending[0].source} record {pending[0].source_key or ''}".strip()
 
 
-def _apply_plan(conn: Conn, plan: GroupPlan, pid: int, *, reason: str) -> list[int]:
+def _apply_plan(
+    conn: Conn, plan: GroupPlan, pid: int, *, reason: str, bridges: Sequence[int]
+) -> list[int]:
     """Move records into `pid`, absorb emptied profiles; returns the absorbed ids."""
     if plan.profile_id is not None:
         repo.revive_profile(conn, pid)
     for old, moved in plan.moved_from.items():
         repo.move_records(conn, moved, pid)
         why = reason if old in plan.absorbed else f"split from profile {old}: {reason}"
-        repo.log_merge(conn, survivor_id=pid, absorbed_id=old, record_ids=moved, reason=why)
+        repo.log_merge(
+            conn,
+            survivor_id=pid,
+            absorbed_id=old,
+            record_ids=moved,
+            reason=why,
+            bridge_record_ids=bridges,
+        )
         if old in plan.absorbed:
             repo.mark_merged(conn, old, pid)
             log.info("profiles merged", extra={"survivor": pid, "absorbed": old})
     return list(plan.absorbed)
 
 
-def _expand(conn: Conn, keys: Sequence[Key], cap: int) -> dict[int, int]:
-    """Every stored record reachable from `keys` through shared identifiers."""
+def expand_region(conn: Conn, keys: Sequence[Key], cap: int) -> dict[int, int]:
+    """Every stored record reachable from `keys` through shared identifiers (linking or not);
+    CrmConflictError past `cap` records."""
     found: dict[int, int] = {}
     frontier: set[Key] = set(keys)
     seen_keys: set[Key] = set(keys)
@@ -277,37 +294,3 @@ def refresh_profile(conn: Conn, profile_id: int, rules: IdentityRules) -> None:
         attributes=golden_attributes(records, rules),
         identified=identified,
     )
-
-
-def unmerge(
-    conn: Conn, *, merge_id: int, actor: str, rules: IdentityRules | None = None
-) -> tuple[int, int]:
-    """Undo a merge: the absorbed profile comes back with its records; the identifiers that
-    linked the two sides are blocked so that resolution does not merge them again.
-    Returns (survivor id, restored id)."""
-    rules = rules or IdentityRules()
-    repo.lock_identity(conn)
-    merge = repo.get_merge(conn, merge_id)
-    if merge is None:
-        raise CrmNotFoundError(f"merge {merge_id} does not exist")
-    if merge["undone_at"] is not None:
-        raise CrmConflictError(f"merge {merge_id} was already undone at {merge['undone_at']}")
-    survivor, absorbed = int(merge["survivor_id"]), int(merge["absorbed_id"])
-    moved = [int(r) for r in merge["record_ids"]]
-    held = repo.record_ids_of_profile(conn, survivor)
-    stay = [r for r in held if r not in set(moved)]
-    if not stay or not set(moved) <= set(held):
-        raise CrmConflictError(f"merge {merge_id} cannot be undone: its records have moved since")
-    sides = repo.identifiers_of_records(conn, moved + stay)
-    left = {k for r in moved for k in sides[r]}
-    right = {k for r in stay for k in sides[r]}
-    shared = left & right
-    if shared:
-        repo.block_identifiers(conn, shared, reason=f"unmerge of merge {merge_id} by {actor}")
-    repo.revive_profile(conn, absorbed)
-    repo.restore_redirects(conn, absorbed, survivor)
-    repo.move_records(conn, moved, absorbed)
-    repo.mark_merge_undone(conn, merge_id, actor)
-    resolve_region(conn, sorted(left | right), rules=rules)
-    log.info("merge undone", extra={"merge_id": merge_id, "blocked": len(shared)})
-    return survivor, absorbed

@@ -41,15 +41,30 @@ def records_with_identifiers(conn: Conn, keys: Iterable[Key]) -> dict[int, int]:
     return {int(r[0]): int(r[1]) for r in rows}
 
 
-def identifiers_of_records(conn: Conn, record_ids: Sequence[int]) -> dict[int, list[Key]]:
-    """record id -> its (kind, value) identifiers."""
+def identifiers_of_records(
+    conn: Conn, record_ids: Sequence[int], *, linking_only: bool = False
+) -> dict[int, list[Key]]:
+    """record id -> its (kind, value) identifiers; `linking_only` leaves out those an unmerge
+    unlinked from that record."""
     out: dict[int, list[Key]] = {rid: [] for rid in record_ids}
     for rid, kind, value in conn.execute(
-        "SELECT record_id, kind, value FROM crm_identifiers WHERE record_id = ANY(%s)",
-        (list(record_ids),),
+        "SELECT record_id, kind, value FROM crm_identifiers WHERE record_id = ANY(%s)"
+        " AND (NOT %s OR unlinked_by_merge IS NULL)",
+        (list(record_ids), linking_only),
     ):
         out[int(rid)].append((kind, value))
     return out
+
+
+def unlink_identifiers(conn: Conn, edges: Iterable[tuple[int, str, str]], *, merge_id: int) -> None:
+    """Stop (record id, kind, value) identifiers from linking their record (undo of a merge)."""
+    rows = list(edges)
+    conn.execute(
+        "UPDATE crm_identifiers SET unlinked_by_merge = %s"
+        " WHERE (record_id, kind, value) IN"
+        " (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]))",
+        (merge_id, [r for r, _, _ in rows], [k for _, k, _ in rows], [v for _, _, v in rows]),
+    )
 
 
 def blocked_identifiers(conn: Conn, keys: Iterable[Key]) -> set[Key]:
@@ -158,13 +173,20 @@ def revive_profile(conn: Conn, profile_id: int) -> None:
 
 
 def log_merge(
-    conn: Conn, *, survivor_id: int, absorbed_id: int, record_ids: Sequence[int], reason: str
+    conn: Conn,
+    *,
+    survivor_id: int,
+    absorbed_id: int,
+    record_ids: Sequence[int],
+    reason: str,
+    bridge_record_ids: Sequence[int] = (),
 ) -> int:
-    """Append a merge to the history; returns its id."""
+    """Append a merge (or split) to the history; returns its id. `bridge_record_ids`: the
+    records whose arrival or change caused it."""
     row = conn.execute(
-        "INSERT INTO crm_merges (survivor_id, absorbed_id, record_ids, reason)"
-        " VALUES (%s, %s, %s, %s) RETURNING id",
-        (survivor_id, absorbed_id, list(record_ids), reason),
+        "INSERT INTO crm_merges (survivor_id, absorbed_id, record_ids, reason, bridge_record_ids)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (survivor_id, absorbed_id, list(record_ids), reason, list(bridge_record_ids)),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -187,7 +209,8 @@ def mark_merge_undone(conn: Conn, merge_id: int, actor: str) -> None:
 
 
 def restore_redirects(conn: Conn, absorbed_id: int, survivor_id: int) -> None:
-    """Re-point profiles that had merged into `absorbed_id` (then flattened) back to it."""
+    """Re-point profiles that had merged into `absorbed_id` (then flattened into the live
+    `survivor_id`) back to it."""
     conn.execute(
         "UPDATE crm_profiles SET merged_into = %s WHERE merged_into = %s AND id IN"
         " (SELECT absorbed_id FROM crm_merges WHERE survivor_id = %s AND undone_at IS NULL)",
@@ -250,21 +273,25 @@ def member_profile_ids(conn: Conn, profile_id: int) -> list[int]:
 def profile_identifiers(conn: Conn, profile_id: int) -> list[dict[str, Any]]:
     """Identifiers of a profile's records with their source."""
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        # blocked: blocked everywhere, or every record of this profile holding it was unlinked
         return cur.execute(
-            "SELECT DISTINCT ON (i.kind, i.value) i.kind, i.value, r.source, i.created_at,"
-            " (b.kind IS NOT NULL) AS blocked"
+            "SELECT i.kind, i.value, (array_agg(r.source ORDER BY i.created_at))[1] AS source,"
+            " min(i.created_at) AS created_at,"
+            " bool_or(b.kind IS NOT NULL) OR bool_and(i.unlinked_by_merge IS NOT NULL) AS blocked"
             " FROM crm_identifiers i JOIN crm_records r ON r.id = i.record_id"
             " LEFT JOIN crm_identifier_blocks b ON b.kind = i.kind AND b.value = i.value"
-            " WHERE r.profile_id = %s ORDER BY i.kind, i.value, i.created_at",
+            " WHERE r.profile_id = %s GROUP BY i.kind, i.value ORDER BY i.kind, i.value",
             (profile_id,),
         ).fetchall()
 
 
 def profile_by_identifier(conn: Conn, kind: str, value: str) -> int | None:
-    """The live profile holding an identifier (the lowest id if, after unmerge, several do)."""
+    """The live profile holding an identifier: one it links first (an unmerge may have unlinked it
+    from a record), then the lowest id."""
     row = conn.execute(
-        "SELECT min(r.profile_id) FROM crm_identifiers i JOIN crm_records r ON r.id = i.record_id"
-        " WHERE i.kind = %s AND i.value = %s",
+        "SELECT r.profile_id FROM crm_identifiers i JOIN crm_records r ON r.id = i.record_id"
+        " WHERE i.kind = %s AND i.value = %s"
+        " ORDER BY i.unlinked_by_merge IS NOT NULL, r.profile_id LIMIT 1",
         (kind, value),
     ).fetchone()
     return int(row[0]) if row and row[0] is not None else None

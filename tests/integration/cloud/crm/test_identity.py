@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud.crm.errors import CrmInvalidInputError
-from cloud.crm.identity.service import ingest_record, unmerge
+from cloud.crm.identity.service import ingest_record
+from cloud.crm.identity.unmerge import unmerge
 from cloud.crm.profiles import golden_record
 from cloud.crm.transactions import LineItem, record_transaction
 from cloud.db.repositories import crm_identity as repo
