@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from cloud.api.params import IsoAwareDatetime, IsoDate
 from cloud.api.schemas.limits import JsonObject
 
 #: Identifiers by kind -> raw value; at most 16 kinds, values of at most 320 characters.
@@ -33,7 +34,7 @@ class Attributes(_In):
 
     first_name: str | None = Field(default=None, max_length=100, description="Given name.")
     last_name: str | None = Field(default=None, max_length=100, description="Family name.")
-    birth_date: date | None = Field(default=None, description="Date of birth.")
+    birth_date: IsoDate | None = Field(default=None, description="Date of birth.")
     gender: str | None = Field(default=None, max_length=64, description="Self-described gender.")
     language: str | None = Field(default=None, max_length=64, description="BCP 47 language tag.")
     city: str | None = Field(default=None, max_length=100, description="City.")
@@ -118,7 +119,7 @@ class TouchpointCreate(_In):
     )
     event: str = Field(min_length=1, max_length=64, description="e.g. product_view, open, click.")
     identifiers: Identifiers = Field(min_length=1, description=_IDS)
-    occurred_at: AwareDatetime = Field(description="When it happened.")
+    occurred_at: IsoAwareDatetime = Field(description="When it happened.")
     store_id: str | None = Field(
         default=None, max_length=64, description="Store, for visits and POS."
     )
@@ -155,7 +156,7 @@ class TransactionCreate(_In):
 
     store_id: str = Field(max_length=64, description="Store.")
     external_id: str = Field(min_length=1, max_length=128, description="Receipt id (dedupe).")
-    occurred_at: AwareDatetime = Field(description="Time of sale.")
+    occurred_at: IsoAwareDatetime = Field(description="Time of sale.")
     currency: str = Field(max_length=8, description="ISO 4217 code.")
     total_amount: Decimal = Field(
         max_digits=14, decimal_places=2, description="Total; negative for returns."

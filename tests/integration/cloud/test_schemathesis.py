@@ -119,6 +119,34 @@ def test_datetime_query_parameters_refuse_numbers(
     assert "ISO 8601" in response.text
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/touchpoints",
+            {"channel": "web", "event": "view", "identifiers": {"email": "n@example.org"},
+             "occurred_at": 0.5},
+        ),
+        (
+            "/v1/transactions",
+            {"store_id": "s1", "external_id": "n-1", "currency": "EUR", "total_amount": "1.00",
+             "identifiers": {"email": "n@example.org"}, "occurred_at": 1700000000},
+        ),
+        (
+            "/v1/customers",
+            {"identifiers": {"email": "n@example.org"}, "attributes": {"birth_date": 0}},
+        ),
+    ],
+)  # fmt: skip
+def test_body_dates_refuse_numbers(
+    client: TestClient, token_for: Any, path: str, body: dict[str, Any]
+) -> None:
+    """A JSON number is not a `format: date-time` or `date` string in a body either."""
+    response = client.post(path, json=body, headers=token_for(Role.ADMIN))
+    assert response.status_code == 422, response.text
+    assert "ISO 8601" in response.text
+
+
 def test_datetime_query_parameters_accept_iso_8601(client: TestClient, token_for: Any) -> None:
     """With and without an offset (store local time), as documented."""
     for start in ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00"):
