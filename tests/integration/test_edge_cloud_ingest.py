@@ -188,7 +188,10 @@ def clear_status(broker: tuple[str, int], base: str) -> None:
 def test_grpc_uplink_into_the_cloud_ingest(
     database_url: str, device: dict[str, str], pg_pool: Any, tmp_path: Path
 ) -> None:
-    settings = Settings(database_url=database_url, jwt_secret="edge-test-6419141c349984bebf288ebe8004b997d45210a7f05ca398")
+    settings = Settings(
+        database_url=database_url,
+        jwt_secret="edge-test-6419141c349984bebf288ebe8004b997d45210a7f05ca398",
+    )
     server, port = build_server(settings, IngestService(pg_pool, Limits()), bind="127.0.0.1:0")
     server.start()
     outbox = SqliteOutbox(tmp_path / "outbox.db")
