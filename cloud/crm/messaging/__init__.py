@@ -1,0 +1,1 @@
+"""The messaging hub: channels, templates, send-time policy and the dispatcher."""
