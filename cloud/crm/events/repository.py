@@ -313,3 +313,17 @@ def drop_partitions_before(conn: Conn, cutoff: datetime) -> int:
     """Drop whole partitions (chunks) that end before `cutoff`."""
     row = conn.execute("SELECT crm_events_drop_partitions_before(%s)", (cutoff,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def profiles_of_identifiers(conn: Conn, kind: str, values: Sequence[str]) -> dict[str, int]:
+    """identifier value -> profile id (as resolved today) for identifiers of one kind."""
+    if not values:
+        return {}
+    rows = conn.execute(
+        "SELECT DISTINCT ON (i.value) i.value, crm_resolve_profile(r.profile_id)"
+        " FROM crm_identifiers i JOIN crm_records r ON r.id = i.record_id"
+        " WHERE i.kind = %s AND i.value = ANY(%s)"
+        " ORDER BY i.value, i.unlinked_by_merge IS NOT NULL, r.profile_id",
+        (kind, list(values)),
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows if r[1] is not None}

@@ -1,0 +1,163 @@
+"""Event collection routes (write-key auth, Segment-style) and the browser SDK; the marketer
+routes of sources, tracking plans and violations are in cloud.crm.events.api_admin."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import ValidationError
+
+from cloud.api.deps import ConnDep
+from cloud.api.problems import problem, problem_responses
+from cloud.api.routes.customers_deps import RulesDep
+from cloud.core.errors import CloudError, InvalidInputError
+from cloud.crm.events import api_admin, service, sources
+from cloud.crm.events.schemas import MAX_BODY_BYTES, BatchIn, BatchResult, CallIn, SingleIn
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+sdk_router = APIRouter(tags=["events"])
+
+_basic = HTTPBasic(
+    auto_error=False, description="The source's write key as user name, empty password."
+)
+WriteKeyAuth = Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+#: The SDK posts from shop pages on other origins; answers must be readable there.
+CORS = {"Access-Control-Allow-Origin": "*"}
+_COLLECT = problem_responses(413, 422)
+
+
+def _key(creds: HTTPBasicCredentials | None, body_key: str | None) -> str | None:
+    return creds.username if creds is not None and creds.username else body_key
+
+
+@router.post("/batch", summary="Collect a batch of calls", responses=_COLLECT)
+def collect_batch(
+    body: BatchIn, conn: ConnDep, rules: RulesDep, creds: WriteKeyAuth
+) -> BatchResult:
+    """Segment's /v1/batch: store the calls (a retried messageId is a duplicate, not a row)."""
+    source = sources.authenticate(conn, _key(creds, body.write_key))
+    return service.ingest(
+        conn, source=source, calls=body.batch, received_at=datetime.now(UTC),
+        sent_at=body.sent_at, context=body.context, rules=rules,
+    )  # fmt: skip
+
+
+def _single(kind: Literal["track", "identify", "page", "screen", "alias"]) -> Any:
+    def collect_one(
+        body: SingleIn, conn: ConnDep, rules: RulesDep, creds: WriteKeyAuth
+    ) -> BatchResult:
+        if body.type is not None and body.type != kind:
+            raise InvalidInputError(f"`type` is {body.type!r} but this endpoint takes {kind!r}")
+        call = _as_call(body.model_dump(by_alias=True, exclude={"write_key"}) | {"type": kind})
+        source = sources.authenticate(conn, _key(creds, body.write_key))
+        return service.ingest(
+            conn, source=source, calls=[call], received_at=datetime.now(UTC), rules=rules
+        )
+
+    collect_one.__doc__ = f"Segment's /v1/{kind}: store one {kind} call."
+    collect_one.__name__ = f"collect_{kind}"
+    return collect_one
+
+
+def _as_call(data: dict[str, Any]) -> CallIn:
+    try:
+        return CallIn.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError("the call failed validation", errors=_errors(exc)) from exc
+
+
+for _kind in ("track", "identify", "page", "screen", "alias"):
+    router.post(f"/{_kind}", summary=f"Collect one {_kind} call", responses=_COLLECT)(
+        _single(_kind)
+    )
+
+
+async def _raw_body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise _TooLargeError(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    return body
+
+
+class _TooLargeError(CloudError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+_COLLECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A batch as for /v1/events/batch, with `writeKey`, as text/plain JSON.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(
+    "/collect", summary="Collect a batch from a browser", responses=_COLLECT,
+    openapi_extra=_COLLECT_BODY,
+)  # fmt: skip
+def collect_browser(
+    request: Request, raw: Annotated[bytes, Depends(_raw_body)], conn: ConnDep, rules: RulesDep
+) -> Response:
+    """The SDK's endpoint: a text/plain JSON batch (no CORS preflight, usable by sendBeacon),
+    the write key in the body; every answer, errors included, is readable cross-origin."""
+    try:
+        body = _parse_batch(raw)
+        source = sources.authenticate(conn, body.write_key)
+        result = service.ingest(
+            conn, source=source, calls=body.batch, received_at=datetime.now(UTC),
+            sent_at=body.sent_at, context=body.context, rules=rules,
+        )  # fmt: skip
+    except CloudError as exc:
+        return problem(
+            request, exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
+            headers=CORS,
+        )  # fmt: skip
+    return JSONResponse(result.model_dump(mode="json"), headers=CORS)
+
+
+def _parse_batch(raw: bytes) -> BatchIn:
+    try:
+        return BatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidInputError("the batch failed validation", errors=_errors(exc)) from exc
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+@cache
+def sdk_source() -> bytes:
+    """The browser SDK's JavaScript, as shipped in the package."""
+    return resources.files("cloud.crm.events").joinpath("sdk/mallpulse.js").read_bytes()
+
+
+@sdk_router.get(
+    "/v1/sdk/mallpulse.js", summary="The browser SDK",
+    responses={200: {"content": {"text/javascript": {}}, "description": "The SDK."}},
+    response_class=Response,
+)  # fmt: skip
+def browser_sdk() -> Response:
+    """Plain JavaScript, no build step: `mallpulse.load({writeKey, apiHost, ...})`."""
+    return Response(
+        sdk_source(), media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=300", **CORS},
+    )  # fmt: skip
+
+
+#: What the app mounts: collection, the SDK and the marketer routes.
+events_router = APIRouter()
+for _r in (router, sdk_router, api_admin.router):
+    events_router.include_router(_r)
