@@ -1,0 +1,1 @@
+"""Behavioural analysis over crm_events: funnels, retention cohorts, paths and trends."""
