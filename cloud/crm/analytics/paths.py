@@ -30,7 +30,7 @@ def paths(conn: Conn, q: PathQuery) -> PathResult:
         " firsts AS (SELECT DISTINCT ON (pk) pk, path FROM seq WHERE hit ORDER BY pk, t, eid)"
         " SELECT NULL::text[], count(*) FROM firsts"
         " UNION ALL (SELECT path, count(*) FROM firsts GROUP BY path"
-        ' ORDER BY 2 DESC, 1 COLLATE "C" LIMIT {limit})'
+        ' ORDER BY 2 DESC, path COLLATE "C" LIMIT {limit})'
     ).format(
         merged=repo.MERGED_CTE,
         pk=repo.PERSON_KEY,
