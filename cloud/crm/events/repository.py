@@ -85,11 +85,16 @@ _SOURCE_COLS = (
 
 def copy_events(conn: Conn, events: Iterable[Event]) -> int:
     """Store events with COPY (the fast path of ingest and import); returns how many."""
+    return copy_rows(conn, (ev.copy_row() for ev in events))
+
+
+def copy_rows(conn: Conn, rows: Iterable[Sequence[Any]]) -> int:
+    """Store rows in EVENT_COLUMNS order with COPY (properties as Jsonb); returns how many."""
     n = 0
     sql = f"COPY crm_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
     with conn.cursor() as cur, cur.copy(sql) as copy:
-        for ev in events:
-            copy.write_row(ev.copy_row())
+        for row in rows:
+            copy.write_row(row)
             n += 1
     return n
 

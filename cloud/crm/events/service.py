@@ -12,12 +12,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from cloud.crm.errors import CrmInvalidInputError
 from cloud.crm.events import clock, identify
 from cloud.crm.events import repository as repo
 from cloud.crm.events.plan import TrackingPlan
-from cloud.crm.events.repository import Event, Source
+from cloud.crm.events.repository import Source
 from cloud.crm.events.schemas import BatchResult, CallIn, RejectedCall
 from cloud.crm.identity.rules import IdentityRules
 
@@ -81,7 +82,7 @@ def ingest(
     todo = [p for p in checked.pending if p.message_id in fresh]
     checked.violations += _identify_calls(conn, source, todo, rules)
     profiles = _profiles(conn, todo, rules)
-    repo.copy_events(conn, (_row(source.id, p, received_at, profiles) for p in todo))
+    repo.copy_rows(conn, (_row(source.id, p, received_at, profiles) for p in todo))
     repo.count_violations(conn, source.id, checked.violations, received_at)
     conn.commit()
     return BatchResult(
@@ -190,17 +191,19 @@ def _profiles(conn: Conn, todo: Sequence[_Pending], rules: IdentityRules) -> dic
     return out
 
 
-def _row(source_id: str, p: _Pending, received_at: datetime, profiles: Mapping[str, int]) -> Event:
+def _row(
+    source_id: str, p: _Pending, received_at: datetime, profiles: Mapping[str, int]
+) -> tuple[Any, ...]:
+    """The COPY row (repository.EVENT_COLUMNS order) of a call; properties as stored."""
     c = p.call
-    props = dict(c.traits or {}) if c.type == "identify" else dict(c.properties or {})
-    profile = profiles.get(f"u:{c.user_id}") if c.user_id else None
-    if profile is None and c.anonymous_id:
+    props = (c.traits if c.type == "identify" else c.properties) or {}
+    profile = profiles.get(f"u:{c.user_id}") if c.user_id and profiles else None
+    if profile is None and c.anonymous_id and profiles:
         profile = profiles.get(f"a:{c.anonymous_id}")
-    return Event(
-        occurred_at=p.occurred_at, received_at=received_at, source_id=source_id,
-        message_id=p.message_id, type=c.type, event=_name(c) if c.type != "identify" else None,
-        profile_id=profile, anonymous_id=c.anonymous_id, user_id=c.user_id, properties=props,
-        store_id=_text(props.get("store_id")), revenue=_decimal(props.get("revenue")),
+    return (
+        p.occurred_at, received_at, source_id, p.message_id, c.type,
+        _name(c) if c.type != "identify" else None, profile, c.anonymous_id, c.user_id,
+        Jsonb(props), _text(props.get("store_id")), _decimal(props.get("revenue")),
     )  # fmt: skip
 
 
