@@ -104,8 +104,8 @@ def test_retention_matches_the_brute_force(
             end=BASE + timedelta(days=start_day + days),
             start_event=EventMatcher(event=world.name(start_event or "a")),
             return_event=EventMatcher(event=world.name(return_event)) if return_event else None,
-            cohort=cohort,  # type: ignore[arg-type]
-            unit=unit,  # type: ignore[arg-type]
+            cohort=cohort,
+            unit=unit,
             periods=6,
             revenue="events",
         )

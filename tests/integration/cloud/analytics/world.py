@@ -49,7 +49,7 @@ class World:
         return f"{self.prefix}-{short}"
 
     def add_people(self, kinds: Sequence[str]) -> None:
-        """'p' a profile, 'm' a profile merged into the first 'p' (if any), 'a' anonymous."""
+        """'p' a profile, 'm' a profile merged into the latest 'p' (if any), 'a' anonymous."""
         survivor: int | None = None
         for i, kind in enumerate(kinds):
             if kind == "a":
@@ -66,7 +66,7 @@ class World:
                 )
                 self.people.append(("p", survivor))
             else:
-                survivor = pid if survivor is None else survivor
+                survivor = pid
                 self.people.append(("p", pid))
 
     def plan(self, shorts: Sequence[str], keys: Sequence[str]) -> None:
