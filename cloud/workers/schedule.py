@@ -25,5 +25,8 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         # crm: loyalty point expiry and tier reviews
         "crm-expire-points": ("crm.expire_points", _DAY),
         "crm-review-tiers": ("crm.review_tiers", _DAY),
+        # events: monthly partitions ahead (plain PostgreSQL), retention per source
+        "events-ensure-partitions": ("events.ensure_partitions", _DAY),
+        "events-retention": ("events.retention", _HOUR),
     }
     return {name: {"task": task, "schedule": float(s)} for name, (task, s) in every.items()}

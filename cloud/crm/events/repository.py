@@ -305,12 +305,9 @@ def delete_older_than(conn: Conn, source_id: str, cutoff: datetime, *, limit: in
     return cur.rowcount
 
 
-def delete_message_ids_before(conn: Conn, source_id: str, cutoff: datetime) -> int:
-    """Forget the message ids a source sent before `cutoff` (their events are gone)."""
-    cur = conn.execute(
-        "DELETE FROM crm_event_message_ids WHERE source_id = %s AND received_at < %s",
-        (source_id, cutoff),
-    )
+def delete_message_ids_before(conn: Conn, cutoff: datetime) -> int:
+    """Forget the message ids received before `cutoff` (past the de-duplication window)."""
+    cur = conn.execute("DELETE FROM crm_event_message_ids WHERE received_at < %s", (cutoff,))
     return cur.rowcount
 
 
