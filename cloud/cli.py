@@ -274,3 +274,6 @@ _register_ml(app)
 from cloud.crm.cli import register as _register_crm  # noqa: E402 - after the core commands
 
 _register_crm(app)
+from cloud.crm.events.cli import register as _register_events  # noqa: E402 - after the core commands
+
+_register_events(app)

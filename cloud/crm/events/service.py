@@ -35,7 +35,7 @@ class EventsRejectedError(CrmInvalidInputError):
 
 
 @dataclass
-class _Pending:
+class PendingCall:
     """A call that passed the checks, on its way to a row."""
 
     index: int
@@ -46,7 +46,7 @@ class _Pending:
 
 @dataclass
 class _Checked:
-    pending: list[_Pending] = field(default_factory=list)
+    pending: list[PendingCall] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     no_consent: list[RejectedCall] = field(default_factory=list)
@@ -76,21 +76,32 @@ def ingest(
             f"{len(checked.errors)} problem(s) in the calls; nothing was stored",
             errors=checked.errors,
         )
-    fresh = repo.claim_message_ids(
-        conn, source.id, [p.message_id for p in checked.pending], received_at
-    )
-    todo = [p for p in checked.pending if p.message_id in fresh]
-    checked.violations += _identify_calls(conn, source, todo, rules)
-    profiles = _profiles(conn, todo, rules)
-    repo.copy_rows(conn, (_row(source.id, p, received_at, profiles) for p in todo))
-    repo.count_violations(conn, source.id, checked.violations, received_at)
+    accepted, violations = store(conn, source, checked.pending, received_at, rules)
+    repo.count_violations(conn, source.id, checked.violations + violations, received_at)
     conn.commit()
     return BatchResult(
-        accepted=len(todo),
-        duplicates=len(checked.pending) - len(todo),
+        accepted=accepted,
+        duplicates=len(checked.pending) - accepted,
         flagged=checked.flagged,
         skipped_no_consent=checked.no_consent,
     )
+
+
+def store(
+    conn: Conn,
+    source: Source,
+    pending: Sequence[PendingCall],
+    received_at: datetime,
+    rules: IdentityRules,
+) -> tuple[int, list[Violation]]:
+    """Claim the message ids, run identify/alias calls, tie calls to known profiles and COPY
+    the new ones (no commit); how many were new, and the traits that could not be used."""
+    fresh = repo.claim_message_ids(conn, source.id, [p.message_id for p in pending], received_at)
+    todo = [p for p in pending if p.message_id in fresh]
+    violations = _identify_calls(conn, source, todo, rules)
+    profiles = _profiles(conn, todo, rules)
+    repo.copy_rows(conn, (_row(source.id, p, received_at, profiles) for p in todo))
+    return len(todo), violations
 
 
 def _check(
@@ -131,7 +142,7 @@ def _check(
             if reject:
                 out.errors.append({"field": f"batch[{i}].{p.field}", "message": p.message})
         out.flagged += bool(problems) and not reject
-        out.pending.append(_Pending(i, call, mid, when.occurred_at))
+        out.pending.append(PendingCall(i, call, mid, when.occurred_at))
     return out
 
 
@@ -158,7 +169,7 @@ def _payload(call: CallIn) -> dict[str, Any]:
 
 
 def _identify_calls(
-    conn: Conn, source: Source, todo: Sequence[_Pending], rules: IdentityRules
+    conn: Conn, source: Source, todo: Sequence[PendingCall], rules: IdentityRules
 ) -> list[Violation]:
     """Run identify and alias calls in order; the (flagged) traits that could not be used."""
     violations: list[Violation] = []
@@ -182,7 +193,7 @@ def _identify_calls(
     return violations
 
 
-def _profiles(conn: Conn, todo: Sequence[_Pending], rules: IdentityRules) -> dict[str, int]:
+def _profiles(conn: Conn, todo: Sequence[PendingCall], rules: IdentityRules) -> dict[str, int]:
     """'a:<anonymous id>' / 'u:<user id>' -> profile id, for the senders already known."""
     anon = [p.call.anonymous_id for p in todo if p.call.anonymous_id]
     users = [p.call.user_id for p in todo if p.call.user_id]
@@ -192,7 +203,7 @@ def _profiles(conn: Conn, todo: Sequence[_Pending], rules: IdentityRules) -> dic
 
 
 def _row(
-    source_id: str, p: _Pending, received_at: datetime, profiles: Mapping[str, int]
+    source_id: str, p: PendingCall, received_at: datetime, profiles: Mapping[str, int]
 ) -> tuple[Any, ...]:
     """The COPY row (repository.EVENT_COLUMNS order) of a call; properties as stored."""
     c = p.call
