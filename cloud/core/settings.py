@@ -210,6 +210,11 @@ class Settings(BaseSettings):
         ge=0,
         description="CRM: goodwill credits above this wait for a second admin's approval.",
     )
+    messaging_config_file: str | None = Field(
+        default=None,
+        description="Messaging hub: JSON file of channels, policy, leases and retries (see "
+        "docs/messaging.md); none: in-app only, default policy.",
+    )
 
     @field_validator("jwt_secret", "jwt_previous_secret")
     @classmethod

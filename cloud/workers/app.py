@@ -23,6 +23,7 @@ TASK_MODULES.append("cloud.workers.ml_tasks")
 TASK_MODULES.append("cloud.workers.footfall_tasks")
 TASK_MODULES.append("cloud.workers.crm_tasks")
 TASK_MODULES.append("cloud.crm.events.tasks")  # event partitions ahead and retention
+TASK_MODULES.append("cloud.crm.messaging.tasks")  # the message outbox dispatcher
 TASK_MODULES.append("cloud.workers.metrics")  # task metrics (Celery signals) and /metrics
 
 

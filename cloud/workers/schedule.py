@@ -28,5 +28,7 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         # events: monthly partitions ahead (plain PostgreSQL), retention per source
         "events-ensure-partitions": ("events.ensure_partitions", _DAY),
         "events-retention": ("events.retention", _HOUR),
+        # messaging: work the message outbox (sends, deferrals that came due, retries)
+        "messaging-dispatch": ("messaging.dispatch", 5.0),
     }
     return {name: {"task": task, "schedule": float(s)} for name, (task, s) in every.items()}

@@ -29,6 +29,12 @@ Priority = Literal["high", "normal", "low"]
 #: Channels that have a consent of their own (cloud.crm.consent.Channel).
 CONSENT_CHANNELS = frozenset({"email", "sms", "push", "whatsapp", "wechat", "phone", "post"})
 WINDOWS = {"day": timedelta(days=1), "week": timedelta(days=7)}
+#: Countries with a single time zone: a profile's country then says its zone.
+SINGLE_ZONE_COUNTRIES = {
+    "CN": "Asia/Shanghai", "HK": "Asia/Hong_Kong", "MO": "Asia/Macau", "TW": "Asia/Taipei",
+    "SG": "Asia/Singapore", "JP": "Asia/Tokyo", "KR": "Asia/Seoul", "TH": "Asia/Bangkok",
+    "GB": "Europe/London", "DE": "Europe/Berlin", "FR": "Europe/Paris", "IT": "Europe/Rome",
+}  # fmt: skip
 
 
 class Action(StrEnum):
@@ -61,6 +67,10 @@ class PolicyConfig(BaseModel):
     default_time_zone: str = Field(
         default="UTC", description="Time zone of customers whose profile names none."
     )
+    country_time_zones: dict[str, str] = Field(
+        default_factory=lambda: dict(SINGLE_ZONE_COUNTRIES),
+        description="Time zone by profile country (ISO 3166-1 alpha-2) when it names no zone.",
+    )
 
     @field_validator("default_time_zone")
     @classmethod
@@ -68,6 +78,20 @@ class PolicyConfig(BaseModel):
         if _zone_or_none(value) is None:
             raise ValueError(f"unknown time zone {value!r}")
         return value
+
+    @field_validator("country_time_zones")
+    @classmethod
+    def _zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for country, zone in value.items():
+            if _zone_or_none(zone) is None:
+                raise ValueError(f"unknown time zone {zone!r} for {country}")
+        return {k.upper(): v for k, v in value.items()}
+
+    def zone_of(self, time_zone: str | None, country: str | None) -> str | None:
+        """The profile's own zone, else its country's (when configured), else None."""
+        if time_zone:
+            return time_zone
+        return self.country_time_zones.get((country or "").upper())
 
 
 def _zone_or_none(name: str | None) -> ZoneInfo | None:

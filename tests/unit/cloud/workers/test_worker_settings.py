@@ -24,6 +24,7 @@ ALL_ENTRIES = {
     "footfall-mark-stale",
     "crm-expire-points",
     "crm-review-tiers",
+    "messaging-dispatch",
 }
 _PRINT_SCHEDULE = (
     "from cloud.workers.app import celery_app\n"
@@ -54,6 +55,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
         "cloud.workers.ml_tasks",
         "cloud.workers.footfall_tasks",
         "cloud.workers.crm_tasks",
+        "cloud.crm.messaging.tasks",
     ],
 )
 def test_the_beat_schedule_is_whole_whatever_is_imported_first(first: str) -> None:

@@ -1,0 +1,224 @@
+"""The messaging hub's SQL: the outbox (claims and leases), decisions, suppressions, the facts
+the policy reads, templates and the in-app inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+Conn = psycopg.Connection[Any]
+Row = dict[str, Any]
+
+_MESSAGE_COLUMNS = (
+    "id, profile_id, channel, address, template, payload, secret, purpose, priority, locale,"
+    " status, attempts, not_before, provider_id, last_error, idempotency_key, created_at, sent_at"
+)
+
+
+def enqueue(conn: Conn, **values: Any) -> tuple[int, bool]:
+    """Insert a message; (id, created). An idempotency key already used returns its message."""
+    cols = ", ".join(values)
+    marks = ", ".join(["%s"] * len(values))
+    params = [Jsonb(v) if k == "payload" else v for k, v in values.items()]
+    row = conn.execute(
+        f"INSERT INTO crm_message_outbox ({cols}) VALUES ({marks})"
+        " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id",
+        params,
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), True
+    found = conn.execute(
+        "SELECT id FROM crm_message_outbox WHERE idempotency_key = %s", (values["idempotency_key"],)
+    ).fetchone()
+    assert found is not None
+    return int(found[0]), False
+
+
+def get_message(conn: Conn, message_id: int) -> Row | None:
+    """One message with its current state."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM crm_message_outbox WHERE id = %s", (message_id,)
+        ).fetchone()
+
+
+def claim_due(conn: Conn, *, token: UUID, now: datetime, lease: timedelta, limit: int) -> list[Row]:
+    """Lease up to `limit` due messages (high priority first) to the caller's token."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "UPDATE crm_message_outbox o SET status = 'claimed', lease_token = %(token)s,"
+            " lease_until = %(until)s FROM (SELECT id FROM crm_message_outbox"
+            "  WHERE status = 'queued' AND (not_before IS NULL OR not_before <= %(now)s)"
+            "  ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, id"
+            "  LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due WHERE o.id = due.id"
+            f" RETURNING {', '.join('o.' + c.strip() for c in _MESSAGE_COLUMNS.split(','))}",
+            {"token": token, "until": now + lease, "now": now, "limit": limit},
+        ).fetchall()
+
+
+def requeue_unstarted(conn: Conn, now: datetime) -> int:
+    """Claims whose lease ran out before their send began: back to the queue (never sent)."""
+    cur = conn.execute(
+        "UPDATE crm_message_outbox SET status = 'queued', lease_token = NULL, lease_until = NULL"
+        " WHERE status = 'claimed' AND lease_until < %s",
+        (now,),
+    )
+    return cur.rowcount
+
+
+def expired_sends(conn: Conn, now: datetime) -> list[Row]:
+    """Sends that began but whose worker vanished before recording the outcome (locked)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, channel FROM crm_message_outbox WHERE status = 'sending'"
+            " AND lease_until < %s FOR UPDATE SKIP LOCKED",
+            (now,),
+        ).fetchall()
+
+
+def transition(
+    conn: Conn, message_id: int, token: UUID | None, *, status: str, **values: Any
+) -> bool:
+    """Move a message to `status` (setting `values`) if the caller still holds its lease."""
+    sets = ", ".join([f"{k} = %({k})s" for k in values] + ["status = %(status)s"])
+    where = "id = %(id)s" + (" AND lease_token = %(token)s" if token is not None else "")
+    cur = conn.execute(
+        f"UPDATE crm_message_outbox SET {sets} WHERE {where}",
+        {**values, "status": status, "id": message_id, "token": token},
+    )
+    return cur.rowcount == 1
+
+
+def record_decision(conn: Conn, message_id: int, decision: str, reason: str, at: datetime) -> None:
+    """Append a decision and its reason."""
+    conn.execute(
+        "INSERT INTO crm_msg_decisions (message_id, decision, reason, decided_at)"
+        " VALUES (%s, %s, %s, %s)",
+        (message_id, decision, reason, at),
+    )
+
+
+def decisions(conn: Conn, message_id: int) -> list[Row]:
+    """A message's decisions, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT decision, reason, decided_at FROM crm_msg_decisions WHERE message_id = %s"
+            " ORDER BY id",
+            (message_id,),
+        ).fetchall()
+
+
+def policy_facts(conn: Conn, profile_id: int, channel: str, since: datetime) -> Row:
+    """Consent, suppression, recent sends and time zone of a person (over merged profiles)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "WITH live AS (SELECT crm_resolve_profile(%(pid)s) AS id),"
+            " p AS (SELECT c.id FROM crm_profiles c, live"
+            "   WHERE c.id = live.id OR c.merged_into = live.id)"
+            " SELECT"
+            " (SELECT status FROM crm_consents WHERE profile_id IN (SELECT id FROM p)"
+            "   AND channel = %(ch)s AND purpose = 'marketing' ORDER BY updated_at DESC LIMIT 1)"
+            "   AS consent,"
+            " (SELECT reason FROM crm_msg_suppressions WHERE profile_id IN (SELECT id FROM p)"
+            "   AND channel = %(ch)s ORDER BY (reason = 'hard_bounce') DESC LIMIT 1)"
+            "   AS suppression,"
+            " (SELECT coalesce(array_agg(ARRAY[channel, sent_at::text]), '{}')"
+            "   FROM crm_message_outbox WHERE profile_id IN (SELECT id FROM p)"
+            "   AND sent_at > %(since)s AND purpose = 'marketing') AS recent,"
+            " (SELECT coalesce(attributes->>'time_zone', attributes->>'timezone')"
+            "   FROM crm_profiles WHERE id = (SELECT id FROM live)) AS time_zone,"
+            " (SELECT attributes->>'country' FROM crm_profiles WHERE id = (SELECT id FROM live))"
+            "   AS country",
+            {"pid": profile_id, "ch": channel, "since": since},
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def profile_attributes(conn: Conn, profile_id: int) -> dict[str, Any]:
+    """The golden attributes of the live profile (for personalisation)."""
+    row = conn.execute(
+        "SELECT attributes FROM crm_profiles WHERE id = crm_resolve_profile(%s)", (profile_id,)
+    ).fetchone()
+    return dict(row[0]) if row is not None else {}
+
+
+def suppress(conn: Conn, profile_id: int, channel: str, reason: str) -> None:
+    """Suppress a channel for a person; a hard bounce outranks the other reasons."""
+    conn.execute(
+        "INSERT INTO crm_msg_suppressions (profile_id, channel, reason) VALUES (%s, %s, %s)"
+        " ON CONFLICT (profile_id, channel) DO UPDATE SET reason = CASE"
+        " WHEN crm_msg_suppressions.reason = 'hard_bounce' THEN 'hard_bounce'"
+        " ELSE EXCLUDED.reason END",
+        (profile_id, channel, reason),
+    )
+
+
+def message_by_provider_id(conn: Conn, provider_id: str) -> Row | None:
+    """The message a provider's receipt is about."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, profile_id, channel FROM crm_message_outbox WHERE provider_id = %s",
+            (provider_id,),
+        ).fetchone()
+
+
+def template_variants(conn: Conn, name: str, channel: str) -> list[Row]:
+    """Every locale variant of a template on a channel."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, name, channel, locale, format, subject, body, created_at, updated_at"
+            " FROM crm_msg_templates WHERE name = %s AND channel = %s ORDER BY locale",
+            (name, channel),
+        ).fetchall()
+
+
+def upsert_template(conn: Conn, **values: Any) -> Row:
+    """Create or replace one locale variant."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "INSERT INTO crm_msg_templates (name, channel, locale, format, subject, body)"
+            " VALUES (%(name)s, %(channel)s, %(locale)s, %(format)s, %(subject)s, %(body)s)"
+            " ON CONFLICT (name, channel, locale) DO UPDATE SET format = EXCLUDED.format,"
+            " subject = EXCLUDED.subject, body = EXCLUDED.body, updated_at = now()"
+            " RETURNING id, name, channel, locale, format, subject, body, created_at, updated_at",
+            values,
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def list_templates(conn: Conn, limit: int, offset: int) -> list[Row]:
+    """Templates by name, channel and locale."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, name, channel, locale, format, subject, body, created_at, updated_at"
+            " FROM crm_msg_templates ORDER BY name, channel, locale LIMIT %s OFFSET %s",
+            (limit, offset),
+        ).fetchall()
+
+
+def delete_template(conn: Conn, name: str, channel: str, locale: str) -> bool:
+    """Delete one locale variant; whether it existed."""
+    cur = conn.execute(
+        "DELETE FROM crm_msg_templates WHERE name = %s AND channel = %s AND locale = %s",
+        (name, channel, locale),
+    )
+    return cur.rowcount == 1
+
+
+def inbox(conn: Conn, profile_ids: Sequence[int], limit: int, before: int | None) -> list[Row]:
+    """A person's in-app messages, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, message_id, title, body, created_at, read_at FROM crm_msg_inbox"
+            " WHERE profile_id = ANY(%s) AND (%s::bigint IS NULL OR id < %s)"
+            " ORDER BY id DESC LIMIT %s",
+            (list(profile_ids), before, before, limit),
+        ).fetchall()

@@ -1,0 +1,54 @@
+"""Celery tasks of the messaging hub: `messaging.dispatch` works the outbox (beat runs it every
+few seconds; running it twice at once is safe: claims use SKIP LOCKED and leases)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from typing import Any
+
+import psycopg
+
+from cloud.core.logging import request_id_var
+from cloud.core.settings import Settings
+from cloud.crm.messaging.channels.base import build_channel
+from cloud.crm.messaging.config import messaging_config
+from cloud.crm.messaging.dispatch import Dispatcher
+from cloud.workers.app import celery_app, worker_settings
+
+log = logging.getLogger(__name__)
+_DISPATCHERS: dict[tuple[str, int], Dispatcher] = {}
+
+
+def dispatcher_for(settings: Settings) -> Dispatcher:
+    """One dispatcher per process and config (its channels keep their connections open)."""
+    config = messaging_config(settings)
+    key = (settings.database_url, id(config))
+    if key not in _DISPATCHERS:
+        channels = {
+            name: build_channel(cfg, settings.database_url) for name, cfg in config.channels.items()
+        }
+        _DISPATCHERS.clear()
+        _DISPATCHERS[key] = Dispatcher(config=config, channels=channels)
+    return _DISPATCHERS[key]
+
+
+def run_dispatch(settings: Settings) -> dict[str, Any]:
+    """Work every due message; the counts of what happened."""
+    dispatcher = dispatcher_for(settings)
+    with psycopg.connect(settings.database_url) as conn:
+        counts = dispatcher.run(conn)
+    out = dataclasses.asdict(counts)
+    log.info("messages dispatched", extra=out)
+    return out
+
+
+@celery_app.task(name="messaging.dispatch")  # type: ignore[untyped-decorator]
+def dispatch() -> dict[str, Any]:
+    """Send every due message from the outbox."""
+    token = request_id_var.set(f"messaging.dispatch-{uuid.uuid4().hex[:12]}")
+    try:
+        return run_dispatch(worker_settings())
+    finally:
+        request_id_var.reset(token)

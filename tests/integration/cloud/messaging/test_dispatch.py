@@ -1,0 +1,262 @@
+"""The dispatcher over a real SMTP server and database: consent confirmations from the double
+opt-in flow are delivered, the policy decides at send time with a recorded reason, transient
+errors are retried with backoff, permanent ones fail, idempotency keys send once, and a worker
+lost mid-send is never followed by a second send on a channel that cannot drop duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from typing import Any
+
+import psycopg
+import pytest
+
+from cloud.crm import consent
+from cloud.crm.identity.service import ingest_record
+from cloud.crm.messaging import repository as repo
+from cloud.crm.messaging import service
+from cloud.crm.messaging.channels.base import build_channel, parse_config
+from cloud.crm.messaging.channels.email import SmtpConfig
+from cloud.crm.messaging.config import MessagingConfig
+from cloud.crm.messaging.dispatch import Dispatcher
+from cloud.crm.messaging.errors import MessagingConflictError
+from tests.support.smtp import SmtpSink
+
+MJML = (
+    "<mjml><mj-body><mj-section><mj-column><mj-text>{{ greeting }} {{ profile.first_name }}"
+    "</mj-text></mj-column></mj-section></mj-body></mjml>"
+)
+
+
+@dataclass
+class Clock:
+    """A settable clock."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Env:
+    """A fresh database, a dispatcher on it and the SMTP sink."""
+
+    conn: psycopg.Connection[Any]
+    dispatcher: Dispatcher
+    sink: SmtpSink
+    clock: Clock
+
+    def person(self, email: str, **attributes: Any) -> int:
+        attributes.setdefault("first_name", "Ann")
+        rec = ingest_record(
+            self.conn, source="web", identifiers={"email": email}, attributes=attributes
+        )
+        self.conn.commit()
+        return rec.profile_id
+
+    def row(self, message_id: int) -> dict[str, Any]:
+        found = repo.get_message(self.conn, message_id)
+        self.conn.commit()
+        assert found is not None
+        return found
+
+    def reasons(self, message_id: int) -> list[tuple[str, str]]:
+        out = [(d["decision"], d["reason"]) for d in repo.decisions(self.conn, message_id)]
+        self.conn.commit()
+        return out
+
+    def queue(self, pid: int, *, key: str, purpose: str = "marketing", **kw: Any) -> int:
+        args: dict[str, Any] = {
+            "channel": "email", "template": "spring_sale", "variables": {"greeting": "Hello"},
+            "priority": "normal", "locale": None, **kw,
+        }  # fmt: skip
+        out = service.send(self.conn, profile_id=pid, purpose=purpose, idempotency_key=key, **args)  # type: ignore[arg-type]
+        self.conn.commit()
+        return int(out["id"])
+
+
+@pytest.fixture
+def env(
+    fresh_database: Callable[..., str], smtp_sink: SmtpSink, smtp_config: SmtpConfig
+) -> Iterator[Env]:
+    url = fresh_database()
+    config = MessagingConfig(
+        channels={"email": smtp_config, "inapp": parse_config({"type": "inapp"})},
+        lease_s=30,
+        backoff_base_s=60,
+        max_attempts=3,
+    )
+    channels = {name: build_channel(cfg, url) for name, cfg in config.channels.items()}
+    # 06:00 UTC is 14:00 in Shanghai: outside quiet hours for CN customers
+    clock = Clock(datetime(2026, 12, 5, 6, 0, tzinfo=UTC))
+    with psycopg.connect(url) as conn:
+        for locale, greeting in (("en", "Spring sale"), ("zh-CN", "春季促销")):
+            repo.upsert_template(
+                conn, name="spring_sale", channel="email", locale=locale, format="mjml",
+                subject=f"{greeting} {{{{ profile.first_name }}}}", body=MJML,
+            )  # fmt: skip
+        repo.upsert_template(
+            conn, name="spring_sale", channel="inapp", locale="en", format="text",
+            subject="Spring sale", body="{{ greeting }} {{ profile.first_name }}",
+        )  # fmt: skip
+        conn.commit()
+        yield Env(conn, Dispatcher(config=config, channels=channels, clock=clock), smtp_sink, clock)
+    for channel in channels.values():
+        getattr(channel, "close", lambda: None)()
+
+
+def _grant_email(env: Env, pid: int) -> None:
+    consent.set_consent(
+        env.conn, profile_id=pid, channel="email", purpose="marketing", granted=True,
+        source="web-form", actor="tester", now=env.clock(),
+    )  # fmt: skip
+    secret = env.conn.execute(
+        "SELECT secret FROM crm_message_outbox WHERE profile_id = %s AND secret IS NOT NULL",
+        (pid,),
+    ).fetchone()
+    assert secret is not None
+    consent.confirm(env.conn, token=secret[0], proof="clicked", now=env.clock())
+    env.conn.execute("UPDATE crm_message_outbox SET status = 'sent', sent_at = NULL")
+    env.conn.commit()
+
+
+def test_the_double_opt_in_confirmation_is_delivered_in_the_customers_language(env: Env) -> None:
+    pid = env.person("li.wei@example.com", language="zh-CN", first_name="Wei")
+    consent.set_consent(
+        env.conn, profile_id=pid, channel="email", purpose="marketing", granted=True,
+        source="web-form", actor="tester",
+    )  # fmt: skip
+    env.conn.commit()
+    [(mid, token)] = env.conn.execute("SELECT id, secret FROM crm_message_outbox").fetchall()
+    counts = env.dispatcher.run(env.conn)
+    assert counts.sent == 1
+    [got] = env.sink.received()
+    msg = message_from_bytes(got.content, policy=policy.default)
+    assert got.rcpt_tos == ["li.wei@example.com"] and msg["Subject"] == "请确认您的订阅"
+    body = msg.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert f"https://mallpulse.example/consents/confirm?token={token}" in body.get_content()
+    row = env.row(mid)
+    assert row["status"] == "sent" and row["secret"] is None and row["sent_at"] is not None
+    assert row["provider_id"] == msg["Message-ID"]
+    # the consent flow's own reader sees nothing left to send, and the token still confirms
+    assert consent.repo.unsent_messages(env.conn) == []
+    assert consent.confirm(env.conn, token=token, proof="clicked")["status"] == "granted"
+    assert env.dispatcher.run(env.conn).sent == 0 and len(env.sink.received()) == 1
+
+
+def test_marketing_without_consent_is_skipped_with_the_reason(env: Env) -> None:
+    pid = env.person("ann@example.com", country="CN")
+    mid = env.queue(pid, key="k1")
+    assert env.dispatcher.run(env.conn).skipped == 1
+    assert env.row(mid)["status"] == "skipped" and env.sink.received() == []
+    assert env.reasons(mid) == [("skipped", "no marketing consent on email (never given)")]
+
+
+def test_quiet_hours_defer_to_the_local_morning_and_the_message_then_goes(env: Env) -> None:
+    pid = env.person("wang@example.com", country="CN", first_name="Fang", language="zh-CN")
+    _grant_email(env, pid)
+    env.clock.now = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai
+    mid = env.queue(pid, key="k-quiet")
+    assert env.dispatcher.run(env.conn).deferred == 1
+    row = env.row(mid)
+    assert row["status"] == "queued" and row["not_before"] == datetime(
+        2026, 12, 6, 0, 0, tzinfo=UTC
+    )
+    assert "quiet hours 21:00-08:00 in Asia/Shanghai" in env.reasons(mid)[0][1]
+    env.clock.now = datetime(2026, 12, 5, 23, 59, tzinfo=UTC)
+    assert env.dispatcher.run(env.conn).sent == 0  # not due yet
+    env.clock.now = datetime(2026, 12, 6, 0, 0, tzinfo=UTC)
+    assert env.dispatcher.run(env.conn).sent == 1
+    [got] = env.sink.received()
+    msg = message_from_bytes(got.content, policy=policy.default)
+    assert msg["Subject"] == "春季促销 Fang"
+    assert [d for d, _ in env.reasons(mid)] == ["defer", "send"]
+
+
+def test_the_frequency_cap_defers_the_fourth_message_of_the_day(env: Env) -> None:
+    pid = env.person("cap@example.com", country="CN")
+    _grant_email(env, pid)
+    ids = [env.queue(pid, key=f"cap-{i}") for i in range(4)]
+    counts = env.dispatcher.run(env.conn)
+    assert (counts.sent, counts.deferred) == (3, 1), [env.reasons(i) for i in ids]
+    assert "frequency cap 3/day on all channels" in env.reasons(ids[3])[0][1]
+    assert env.row(ids[3])["not_before"] == env.clock.now + timedelta(days=1)
+
+
+def test_transient_errors_retry_with_backoff_and_permanent_ones_fail(env: Env) -> None:
+    pid = env.person("retry@example.com")
+    mid = env.queue(pid, key="t1", purpose="transactional")
+    env.sink.on_data = lambda _m: "451 4.3.0 greylisted"
+    assert env.dispatcher.run(env.conn).retried == 1
+    row = env.row(mid)
+    delay = (row["not_before"] - env.clock.now).total_seconds()
+    assert row["status"] == "queued" and row["attempts"] == 1 and 30 <= delay <= 60
+    assert env.reasons(mid)[-1][0] == "retry" and "451" in env.reasons(mid)[-1][1]
+    env.clock.now += timedelta(seconds=61)
+    assert env.dispatcher.run(env.conn).retried == 1
+    second = (env.row(mid)["not_before"] - env.clock.now).total_seconds()
+    assert 60 <= second <= 120  # doubled
+    env.clock.now += timedelta(seconds=121)
+    assert env.dispatcher.run(env.conn).failed == 1  # max_attempts=3
+    assert env.row(mid)["status"] == "failed"
+    assert "gave up after 3 attempts" in str(env.row(mid)["last_error"])
+    other = env.queue(pid, key="t2", purpose="transactional")
+    env.sink.on_data = lambda _m: "554 5.7.1 rejected"
+    assert env.dispatcher.run(env.conn).failed == 1
+    assert env.row(other)["attempts"] == 1 and "permanent: SMTP 554" in str(
+        env.row(other)["last_error"]
+    )
+
+
+def test_an_undefined_template_variable_fails_the_message_with_the_reason(env: Env) -> None:
+    pid = env.person("tpl@example.com")
+    mid = env.queue(pid, key="tpl", purpose="transactional", variables={})
+    assert env.dispatcher.run(env.conn).failed == 1
+    assert "undefined variable: 'greeting' is undefined" in str(env.row(mid)["last_error"])
+
+
+def test_an_idempotency_key_queues_once(env: Env) -> None:
+    pid = env.person("idem@example.com")
+    first = env.queue(pid, key="same", purpose="transactional")
+    assert env.queue(pid, key="same", purpose="transactional") == first
+    with pytest.raises(MessagingConflictError, match="already used with a different request"):
+        env.queue(pid, key="same", purpose="transactional", variables={"greeting": "Hi"})
+    env.conn.rollback()
+    assert env.dispatcher.run(env.conn).sent == 1
+    assert env.dispatcher.run(env.conn).sent == 0 and len(env.sink.received()) == 1
+
+
+def test_a_send_whose_worker_vanished_is_never_repeated_on_email_but_is_on_inapp(env: Env) -> None:
+    pid = env.person("lost@example.com")
+    mail = env.queue(pid, key="lost-mail", purpose="transactional")
+    inapp = env.queue(pid, key="lost-inapp", purpose="transactional", channel="inapp")
+    claimed = env.conn.execute(
+        "UPDATE crm_message_outbox SET status = 'sending', lease_token = gen_random_uuid(),"
+        " lease_until = %s RETURNING id",
+        (env.clock.now - timedelta(seconds=1),),
+    ).fetchall()
+    env.conn.commit()
+    assert sorted(r[0] for r in claimed) == sorted([mail, inapp])
+    counts = env.dispatcher.run(env.conn)
+    assert (counts.uncertain, counts.sent) == (1, 1)
+    assert env.row(mail)["status"] == "uncertain" and env.sink.received() == []
+    assert "not resent" in env.reasons(mail)[-1][1]
+    assert env.row(inapp)["status"] == "sent"
+    assert len(service.inbox(env.conn, profile_id=pid, limit=10, before=None)) == 1
+
+
+def test_an_expired_claim_that_never_started_is_sent(env: Env) -> None:
+    pid = env.person("claim@example.com")
+    mid = env.queue(pid, key="claim", purpose="transactional")
+    env.conn.execute(
+        "UPDATE crm_message_outbox SET status = 'claimed', lease_token = gen_random_uuid(),"
+        " lease_until = %s",
+        (env.clock.now - timedelta(seconds=1),),
+    )
+    env.conn.commit()
+    assert env.dispatcher.run(env.conn).sent == 1 and env.row(mid)["status"] == "sent"
