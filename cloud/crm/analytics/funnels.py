@@ -66,28 +66,38 @@ def _source(q: FunnelQuery, p: Params) -> sql.Composable:
 
 
 def _strict(q: FunnelQuery, p: Params) -> sql.Composable:
-    """Per-row c_k (the entry time of a chain of steps 1..k ending on the row), then a
-    per-person depth, the shortest conversion and the breakdown value."""
+    """Per row: `a`, the latest entry from which the steps so far end before the row, and
+    `d`, the step the row completes; then per person the depth, the shortest conversion and
+    the breakdown value. Each level carries only the columns later levels read."""
     n, w = len(q.steps), p(timedelta(seconds=q.window_seconds))
-    body = sql.SQL("SELECT *, max(CASE WHEN s1 THEN t END) OVER w AS a1 FROM ev {}").format(_WINDOW)
-    for k in range(2, n):
-        body = sql.SQL(
-            "SELECT *, max(c{k}) OVER w AS a{k} FROM (SELECT *, CASE WHEN s{k}"
-            " AND t - a{j} <= {w} THEN a{j} END AS c{k} FROM ({body}) x{k}) y{k} {win}"
-        ).format(k=sql.Literal(k), j=sql.Literal(k - 1), w=w, body=body, win=_WINDOW)
+
+    def keep(k: int) -> sql.Composable:  # the columns levels after step k still need
+        rest = [sql.SQL(", s{}").format(sql.Literal(m)) for m in range(k + 1, n + 1)]
+        return sql.SQL("pid, anon, t, eid, s1, bval{}").format(sql.Composed(rest))
+
     body = sql.SQL(
-        "SELECT *, CASE WHEN s{n} AND t - a{j} <= {w} THEN a{j} END AS c{n} FROM ({body}) z"
-    ).format(n=sql.Literal(n), j=sql.Literal(n - 1), w=w, body=body)
-    depth = [
-        sql.SQL("WHEN bool_or(c{k} IS NOT NULL) THEN {k}").format(k=sql.Literal(k))
-        for k in range(n, 1, -1)
-    ]
+        "SELECT {keep}, NULL::int AS d, max(CASE WHEN s1 THEN t END) OVER w AS a FROM ev {win}"
+    ).format(keep=keep(1), win=_WINDOW)
+    for k in range(2, n):
+        hit = sql.SQL("s{} AND t - a <= {}").format(sql.Literal(k), w)
+        body = sql.SQL(
+            "SELECT {keep}, d, max(c) OVER w AS a FROM (SELECT {keep},"
+            " CASE WHEN {hit} THEN {k} ELSE d END AS d, CASE WHEN {hit} THEN a END AS c"
+            " FROM ({body}) x{k}) y{k} {win}"
+        ).format(keep=keep(k), hit=hit, k=sql.Literal(k), body=body, win=_WINDOW)
+    hit = sql.SQL("s{} AND t - a <= {}").format(sql.Literal(n), w)
+    bval = (
+        sql.SQL("(array_agg(bval ORDER BY t, eid) FILTER (WHERE s1))[1]")
+        if q.breakdown is not None
+        else sql.SQL("NULL::text")
+    )
     return sql.SQL(
-        "SELECT pid, anon, CASE {depth} ELSE 1 END AS depth,"
-        " extract(epoch FROM min(t - c{n}))::float8 AS ttc,"
-        " (array_agg(bval ORDER BY t, eid) FILTER (WHERE s1))[1] AS bval"
-        " FROM ({body}) f GROUP BY pid, anon HAVING bool_or(s1)"
-    ).format(depth=sql.SQL(" ").join(depth), n=sql.Literal(n), body=body)
+        "SELECT pid, anon, COALESCE(max(d), 1) AS depth,"
+        " extract(epoch FROM min(span))::float8 AS ttc, {bval} AS bval"
+        " FROM (SELECT pid, anon, t, eid, s1, bval, CASE WHEN {hit} THEN {n} ELSE d END AS d,"
+        " CASE WHEN {hit} THEN t - a END AS span FROM ({body}) z) f"
+        " GROUP BY pid, anon HAVING bool_or(s1)"
+    ).format(bval=bval, hit=hit, n=sql.Literal(n), body=body)
 
 
 def _any_order(q: FunnelQuery, p: Params) -> sql.Composable:

@@ -3,7 +3,7 @@ hand, unknown properties refused naming the field, roles, bounds and the OpenAPI
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -24,7 +24,10 @@ def example(database_url: str) -> World:
     # ann, bob, eve: profiles; dee: a profile merged into eve; cy: anonymous; fay, gus
     world.add_people(["p", "p", "a", "p", "m", "p", "p"])
     ann, bob, cy, eve, dee, fay, gus = range(7)
-    h = lambda hh, mm=0: BASE + timedelta(hours=hh, minutes=mm)  # noqa: E731
+
+    def h(hours: int, minutes: int = 0) -> datetime:
+        return BASE + timedelta(hours=hours, minutes=minutes)
+
     for who, ev, at, props in [
         (ann, "view", h(10), {"plan": "pro"}), (ann, "cart", h(10, 20), {}),
         (ann, "buy", h(10, 50), {}),
