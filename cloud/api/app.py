@@ -18,6 +18,7 @@ from cloud.api.routes.customers_import import IMPORT_PATH
 from cloud.core.errors import SettingsError
 from cloud.core.security import RevocationCache
 from cloud.core.settings import Settings
+from cloud.crm.analytics.api import router as analytics_router
 from cloud.crm.events.api import events_router
 from cloud.db.pool import open_pool
 
@@ -60,5 +61,6 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
     app.state.token_revocations = RevocationCache(settings.token_revocation_cache_s)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(analytics_router)
     app.include_router(events_router)
     return app
