@@ -20,6 +20,7 @@ from cloud.core.security import RevocationCache
 from cloud.core.settings import Settings
 from cloud.crm.analytics.api import router as analytics_router
 from cloud.crm.events.api import events_router
+from cloud.crm.messaging import api as messaging_api
 from cloud.db.pool import open_pool
 
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
     app.state.token_revocations = RevocationCache(settings.token_revocation_cache_s)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(messaging_api.router)  # issue 14: the messaging hub
     app.include_router(analytics_router)
     app.include_router(events_router)
     return app

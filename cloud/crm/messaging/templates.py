@@ -22,9 +22,30 @@ Format = Literal["text", "html", "mjml"]
 #: The locale used when neither the wanted one nor its language exists.
 DEFAULT_LOCALE = "en"
 
+#: Largest rendered part; a template producing more is refused (it would fill memory).
+MAX_OUTPUT_CHARS = 1_000_000
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, also refusing `'x' * 10**9` and `9 ** 9 ** 9` (memory and CPU bombs)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Check the size of a repetition or a power before computing it."""
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_OUTPUT_CHARS:
+                    raise SecurityError("repetition larger than the output limit")
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise SecurityError("exponent larger than 64")
+        return super().call_binop(context, operator, left, right)
+
+
 # Two sandboxes: HTML and MJML autoescape variables, plain text (SMS, push) must not.
-_HTML_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
-_TEXT_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_HTML_ENV = _Sandbox(undefined=StrictUndefined, autoescape=True)
+_TEXT_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False)
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,7 @@ SAMPLE_PROFILE: dict[str, Any] = {
 }
 
 
-def _env(fmt: Format) -> SandboxedEnvironment:
+def _env(fmt: Format) -> _Sandbox:
     return _TEXT_ENV if fmt == "text" else _HTML_ENV
 
 
@@ -90,7 +111,17 @@ def _render_part(
     template: Template, part: str, source: str, fmt: Format, variables: Mapping[str, Any]
 ) -> str:
     try:
-        return _env(fmt).from_string(source).render(dict(variables))
+        out: list[str] = []
+        size = 0
+        for chunk in _env(fmt).from_string(source).generate(dict(variables)):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise TemplateError(
+                    f"template {template.name!r} {part}: renders to more than "
+                    f"{MAX_OUTPUT_CHARS} characters"
+                )
+            out.append(chunk)
+        return "".join(out)
     except TemplateSyntaxError as exc:
         check(template)  # raises the located error
         raise TemplateError(str(exc)) from exc

@@ -56,6 +56,9 @@ def test_html_variables_are_escaped_but_text_is_not() -> None:
         ("Hi {{ coupon }}", "undefined variable: 'coupon' is undefined"),
         ("{{ ''.__class__.__mro__ }}", "not allowed"),
         ("{{ 1 / 0 }}", "division by zero"),
+        ("{{ 'x' * 10**9 }}", "repetition larger than the output limit"),
+        ("{{ 2 ** 100000 }}", "exponent larger than 64"),
+        ("{% for i in range(2000) %}{{ 'y' * 1000 }}{% endfor %}", "more than 1000000 characters"),
     ],
 )
 def test_bad_templates_are_template_errors_naming_the_problem(body: str, needle: str) -> None:

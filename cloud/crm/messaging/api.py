@@ -1,0 +1,193 @@
+"""The messaging API for marketers: templates (CRUD, preview), send (Idempotency-Key), message
+status, the in-app inbox; and the RFC 8058 one-click unsubscribe endpoint (the token is the
+credential)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from cloud.api.deps import ConnDep, MarketerDep, SettingsDep
+from cloud.api.problems import problem_responses
+from cloud.api.routes.customers_deps import IdempotencyKeyDep
+from cloud.api.schemas.limits import PG_BIGINT_MAX, RowId
+from cloud.crm.messaging import repository as repo
+from cloud.crm.messaging import service, unsubscribe
+from cloud.crm.messaging.config import messaging_config
+from cloud.crm.messaging.dispatch import find_template
+from cloud.crm.messaging.errors import MessagingInvalidInputError, MessagingNotFoundError
+from cloud.crm.messaging.schemas import (
+    InboxItem,
+    Locale,
+    MessageChannel,
+    MessagePublic,
+    PreviewPublic,
+    PreviewRequest,
+    SendRequest,
+    TemplateName,
+    TemplatePublic,
+    TemplateUpsert,
+    Unsubscribed,
+)
+from cloud.crm.messaging.templates import Template, check, preview
+
+router = APIRouter(tags=["messaging"])
+PREFIX = "/v1/messaging"
+
+
+@router.put(
+    PREFIX + "/templates/{name}/{channel}/{locale}",
+    summary="Create or replace a template's locale variant",
+    description="The template is compiled first: a syntax error is a 422 naming the line.",
+)
+def put_template(
+    name: TemplateName,
+    channel: MessageChannel,
+    locale: Locale,
+    body: TemplateUpsert,
+    conn: ConnDep,
+    _: MarketerDep,
+) -> TemplatePublic:
+    """Store a variant once it compiles."""
+    check(Template(name, channel.value, locale, body.format, body.body, body.subject))
+    row = repo.upsert_template(
+        conn, name=name, channel=channel.value, locale=locale, format=body.format,
+        subject=body.subject, body=body.body,
+    )  # fmt: skip
+    return TemplatePublic.model_validate(row)
+
+
+@router.get(PREFIX + "/templates", summary="List templates")
+def list_templates(
+    conn: ConnDep,
+    _: MarketerDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[TemplatePublic]:
+    """Every variant, by name, channel and locale."""
+    return [TemplatePublic.model_validate(r) for r in repo.list_templates(conn, limit, offset)]
+
+
+@router.get(PREFIX + "/templates/{name}/{channel}", summary="A template's locale variants")
+def get_template(
+    name: TemplateName, channel: MessageChannel, conn: ConnDep, _: MarketerDep
+) -> list[TemplatePublic]:
+    """The variants; 404 when there are none."""
+    rows = repo.template_variants(conn, name, channel.value)
+    if not rows:
+        raise MessagingNotFoundError(f"no template {name!r} for channel {channel.value!r}")
+    return [TemplatePublic.model_validate(r) for r in rows]
+
+
+@router.delete(
+    PREFIX + "/templates/{name}/{channel}/{locale}",
+    summary="Delete a locale variant",
+    status_code=204,
+)
+def delete_template(
+    name: TemplateName, channel: MessageChannel, locale: Locale, conn: ConnDep, _: MarketerDep
+) -> Response:
+    """Delete; 404 when it does not exist."""
+    if not repo.delete_template(conn, name, channel.value, locale):
+        raise MessagingNotFoundError(f"no template {name!r}/{channel.value}/{locale}")
+    return Response(status_code=204)
+
+
+@router.post(
+    PREFIX + "/templates/preview",
+    summary="Preview a template with a sample profile",
+    description="Renders a stored template (by name, with locale fallback) or unsaved content;"
+    " a syntax error, an undefined variable or a body too long for the channel is a 422.",
+    responses=problem_responses(404),
+)
+def preview_template(body: PreviewRequest, conn: ConnDep, _: MarketerDep) -> PreviewPublic:
+    """Render without sending."""
+    channel = body.channel.value
+    if body.content is not None:
+        c = body.content
+        template = Template(
+            body.name or "preview", channel, body.locale or "en", c.format, c.body, c.subject
+        )
+    elif body.name is not None:
+        template = _stored(conn, body.name, channel, body.locale)
+    else:
+        raise MessagingInvalidInputError("give either `name` or `content`")
+    out = preview(template, body.variables)
+    return PreviewPublic.model_validate(out, from_attributes=True)
+
+
+def _stored(conn: ConnDep, name: str, channel: str, locale: str | None) -> Template:
+    if not repo.template_variants(conn, name, channel):
+        raise MessagingNotFoundError(f"no template {name!r} for channel {channel!r}")
+    return find_template(conn, name, channel, locale)
+
+
+@router.post(
+    PREFIX + "/messages",
+    summary="Send a message to a customer (Idempotency-Key required)",
+    description="Queues the message (202); consent, suppression, quiet hours and caps are"
+    " checked when it leaves, and each decision is recorded. A retry with the same key and body"
+    " returns the same message (`replayed`); another body with that key is a 409.",
+    status_code=202,
+    responses=problem_responses(404),
+)
+def send_message(
+    body: SendRequest, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+) -> MessagePublic:
+    """Queue once per key."""
+    out = service.send(
+        conn, profile_id=body.profile_id, channel=body.channel.value, template=body.template,
+        variables=body.variables, purpose=body.purpose, priority=body.priority,
+        locale=body.locale, idempotency_key=key,
+    )  # fmt: skip
+    return MessagePublic.model_validate(out)
+
+
+@router.get(PREFIX + "/messages/{message_id}", summary="A message's status and decisions")
+def get_message(message_id: RowId, conn: ConnDep, _: MarketerDep) -> MessagePublic:
+    """State, provider id and every decision with its reason."""
+    return MessagePublic.model_validate(service.status(conn, message_id))
+
+
+@router.get("/v1/customers/{profile_id}/inbox", summary="A customer's in-app inbox")
+def get_inbox(
+    profile_id: RowId,
+    conn: ConnDep,
+    _: MarketerDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX)] = None,
+) -> list[InboxItem]:
+    """Newest first; page with `before` (an inbox item id)."""
+    rows = service.inbox(conn, profile_id=profile_id, limit=limit, before=before)
+    return [InboxItem.model_validate(r) for r in rows]
+
+
+@router.post(
+    PREFIX + "/unsubscribe/{token}",
+    summary="One-click unsubscribe (RFC 8058)",
+    description="The mail client POSTs `List-Unsubscribe=One-Click` to the URL in the"
+    " List-Unsubscribe header; the signed token is the credential. An unknown or forged token"
+    " is a 404.",
+)
+def one_click_unsubscribe(
+    token: Annotated[str, Path(max_length=200)], conn: ConnDep, settings: SettingsDep
+) -> Unsubscribed:
+    """Suppress marketing on the token's channel."""
+    secret = _unsubscribe_secret(settings)
+    try:
+        who = unsubscribe.verify(secret, token) if secret else None
+    except unsubscribe.BadUnsubscribeTokenError:
+        who = None
+    if who is None:
+        raise MessagingNotFoundError("unknown or forged unsubscribe link")
+    service.unsubscribe(conn, profile_id=who.profile_id, channel=who.channel)
+    return Unsubscribed(channel=who.channel, unsubscribed=True)
+
+
+def _unsubscribe_secret(settings: SettingsDep) -> str | None:
+    for cfg in messaging_config(settings).channels.values():
+        secret = getattr(cfg, "unsubscribe_secret", None)
+        if secret is not None:
+            return str(secret.get_secret_value())
+    return None
