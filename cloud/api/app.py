@@ -21,6 +21,7 @@ from cloud.core.settings import Settings
 from cloud.crm.analytics.api import router as analytics_router
 from cloud.crm.events.api import events_router
 from cloud.crm.messaging import api as messaging_api
+from cloud.crm.segments.api import router as segments_router
 from cloud.db.pool import open_pool
 
 
@@ -65,4 +66,5 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
     app.include_router(messaging_api.router)  # issue 14: the messaging hub
     app.include_router(analytics_router)
     app.include_router(events_router)
+    app.include_router(segments_router)
     return app

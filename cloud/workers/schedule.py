@@ -25,6 +25,10 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         # crm: loyalty point expiry and tier reviews
         "crm-expire-points": ("crm.expire_points", _DAY),
         "crm-review-tiers": ("crm.review_tiers", _DAY),
+        # segments: membership from new events and changes; windows lapse; daily sizes
+        "segments-update": ("crm.segments_update", 5.0),
+        "segments-sweep": ("crm.segments_sweep", _HOUR),
+        "segments-snapshot": ("crm.segments_snapshot", _DAY),
         # events: monthly partitions ahead (plain PostgreSQL), retention per source
         "events-ensure-partitions": ("events.ensure_partitions", _DAY),
         "events-retention": ("events.retention", _HOUR),

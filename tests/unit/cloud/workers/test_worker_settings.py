@@ -25,6 +25,9 @@ ALL_ENTRIES = {
     "crm-expire-points",
     "crm-review-tiers",
     "messaging-dispatch",
+    "segments-update",
+    "segments-sweep",
+    "segments-snapshot",
 }
 _PRINT_SCHEDULE = (
     "from cloud.workers.app import celery_app\n"
