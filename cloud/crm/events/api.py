@@ -101,7 +101,8 @@ _COLLECT_BODY = {
 
 
 @router.post(
-    "/collect", summary="Collect a batch from a browser", responses=_COLLECT,
+    "/collect", summary="Collect a batch from a browser",
+    responses=problem_responses(401, 413, 422),
     openapi_extra=_COLLECT_BODY,
 )  # fmt: skip
 def collect_browser(
