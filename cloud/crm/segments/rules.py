@@ -15,7 +15,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
-Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+#: Text PostgreSQL can hold: no NUL character (a text or jsonb value cannot contain one).
+Text = Annotated[StrictStr, Field(max_length=200, pattern=r"^[^\x00]*$")]
+Scalar = StrictBool | StrictInt | StrictFloat | Text
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Days = Annotated[int, Field(ge=1, le=3650, description="A window in days, up to 10 years.")]
 MAX_LIST = 100
@@ -42,7 +44,7 @@ LIFECYCLE_STAGES = Literal["awareness", "consideration", "purchase", "retention"
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AttributeRule(_Rule):
@@ -73,11 +75,11 @@ class EventRule(_Rule):
     """Did `event` at least `min_count` times in the last `within_days` days."""
 
     type: Literal["event"]
-    event: Annotated[str, Field(min_length=1, max_length=200)]
+    event: Annotated[Text, Field(min_length=1)]
     min_count: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     within_days: Days = 30
     where: Annotated[list[PropertyFilter], Field(max_length=10)] = []
-    store_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    store_id: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
 
 
 class PurchaseRule(_Rule):
@@ -122,7 +124,7 @@ class StoreVisitRule(_Rule):
     """The person bought in, or sent an event from, this store (in the last `within_days`)."""
 
     type: Literal["store_visited"]
-    store_id: Annotated[str, Field(min_length=1, max_length=64)]
+    store_id: Annotated[Text, Field(min_length=1, max_length=64)]
     within_days: Days | None = None
 
 

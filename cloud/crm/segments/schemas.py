@@ -13,8 +13,8 @@ from cloud.crm.segments.rules import Rule
 #: A rule as JSON: 8 rule levels are at most ~20 JSON levels; bounded before pydantic walks it.
 RuleBody = Annotated[Rule, json_bounds(max_depth=24, max_keys=2_000, max_bytes=65_536)]
 ProfileId = Annotated[int, Field(ge=1, le=PG_BIGINT_MAX)]
-SegmentName = Annotated[str, Field(min_length=1, max_length=200)]
-Description = Annotated[str, Field(max_length=2_000)]
+SegmentName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+Description = Annotated[str, Field(max_length=2_000, pattern=r"^[^\x00]*$")]
 
 
 class SegmentCreate(BaseModel):

@@ -108,6 +108,10 @@ _BIGINT = (
     "ids up to 2**63-1: schemathesis reads 9223372036854775999 as a double (<= the maximum) "
     "and calls it valid; pydantic compares exactly"
 )
+_SEGMENT_RULE = (
+    "a rule names only known attributes and event properties (a registry, plus tracking plans),"
+    " with values of the attribute's type, at most 8 levels deep"
+)
 #: Operations that answer 422 to some schema-valid requests, and the rule each applies that the
 #: document cannot state. Everywhere else schema-valid data must be accepted (2xx) or refused
 #: only for a state of the data (401, 403, 404, 409, 429).
@@ -128,6 +132,17 @@ SEMANTIC_422: dict[str, str] = {
     "POST /v1/loyalty/transfers": _POINTS + "; " + _BIGINT,
     "POST /v1/loyalty/accounts": _BIGINT,
     "POST /v1/rewards/{reward_id}/redemptions": _BIGINT,
+    "POST /v1/events/collect": "the text/plain body must be a JSON batch of Segment calls",
+    "PUT /v1/events/sources/{source_id}/plan/{type}/{event}": "the body must be a JSON Schema",
+    "PUT /v1/messaging/templates/{name}/{channel}/{locale}": "a template must compile (Jinja2)",
+    "POST /v1/messaging/templates/preview": (
+        "name or content; the template must compile and render (defined variables, valid MJML,"
+        " within the channel's length rules)"
+    ),
+    "POST /v1/messaging/messages": "the customer needs an address for the channel",
+    "POST /v1/segments": _SEGMENT_RULE + "; a dynamic segment needs a rule, a static one none",
+    "PATCH /v1/segments/{segment_id}": _SEGMENT_RULE + "; only a dynamic segment has a rule",
+    "POST /v1/segments/preview": _SEGMENT_RULE,
 }
 _ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

@@ -109,6 +109,9 @@ def test_static_import(
                                   "value": "1980"}}, "birth_year"),
         ({"type": "planets", "x": 1}, "planets"),
         ({"type": "attribute", "attribute": "city", "op": "like", "value": "x"}, "op"),
+        # regression: a NUL in a value reached PostgreSQL and was a 500
+        ({"type": "attribute", "attribute": "city", "op": "eq", "value": "a\u0000b"}, "value"),
+        ({"type": "event", "event": "a\u0000b"}, "event"),
     ],
 )  # fmt: skip
 def test_a_bad_rule_is_a_422_naming_the_field(
@@ -120,6 +123,12 @@ def test_a_bad_rule_is_a_422_naming_the_field(
     ]:
         problem = _problem(client.post(path, json=body, headers=marketer), 422)
         assert named in str(problem), problem
+
+
+def test_a_nul_in_a_name_is_a_422(client: TestClient, marketer: dict[str, str]) -> None:
+    body = {"name": "a\u0000b", "description": "\u0000", "kind": "static"}
+    problem = _problem(client.post("/v1/segments", json=body, headers=marketer), 422)
+    assert "name" in str(problem) and "description" in str(problem)
 
 
 def test_deep_rules_are_refused_before_parsing(
