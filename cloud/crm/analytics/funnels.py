@@ -68,36 +68,42 @@ def _source(q: FunnelQuery, p: Params) -> sql.Composable:
 def _strict(q: FunnelQuery, p: Params) -> sql.Composable:
     """Per row: `a`, the latest entry from which the steps so far end before the row, and
     `d`, the step the row completes; then per person the depth, the shortest conversion and
-    the breakdown value. Each level carries only the columns later levels read."""
+    the breakdown value. Each level carries only the columns, and the rows, later levels
+    read (after the first, rows of step-1 events only are dropped but for each person's
+    first; they have done their part in `a`)."""
     n, w = len(q.steps), p(timedelta(seconds=q.window_seconds))
 
     def keep(k: int) -> sql.Composable:  # the columns levels after step k still need
         rest = [sql.SQL(", s{}").format(sql.Literal(m)) for m in range(k + 1, n + 1)]
-        return sql.SQL("pid, anon, t, eid, s1, bval{}").format(sql.Composed(rest))
+        return sql.SQL("pid, anon, t, eid, bval, {}{}").format(
+            sql.SQL("f1" if k > 1 else "s1"), sql.Composed(rest)
+        )
 
+    def live(k: int) -> sql.Composable:  # rows step k and later levels still read
+        steps = [sql.SQL("s{}").format(sql.Literal(m)) for m in range(k, n + 1)]
+        return sql.SQL(" OR ").join([sql.SQL("f1"), sql.SQL("d IS NOT NULL"), *steps])
+
+    # the first entry row of a person is an entry row with none before it (f1)
     body = sql.SQL(
-        "SELECT {keep}, NULL::int AS d, max(CASE WHEN s1 THEN t END) OVER w AS a FROM ev {win}"
+        "SELECT {keep}, NULL::int AS d, max(CASE WHEN s1 THEN t END) OVER w AS a,"
+        " s1 AND NOT COALESCE(bool_or(s1) OVER w, false) AS f1 FROM ev {win}"
     ).format(keep=keep(1), win=_WINDOW)
     for k in range(2, n):
         hit = sql.SQL("s{} AND t - a <= {}").format(sql.Literal(k), w)
         body = sql.SQL(
             "SELECT {keep}, d, max(c) OVER w AS a FROM (SELECT {keep},"
             " CASE WHEN {hit} THEN {k} ELSE d END AS d, CASE WHEN {hit} THEN a END AS c"
-            " FROM ({body}) x{k}) y{k} {win}"
-        ).format(keep=keep(k), hit=hit, k=sql.Literal(k), body=body, win=_WINDOW)
+            " FROM ({body}) x{k} WHERE {live}) y{k} {win}"
+        ).format(keep=keep(k), hit=hit, k=sql.Literal(k), body=body, live=live(k), win=_WINDOW)
     hit = sql.SQL("s{} AND t - a <= {}").format(sql.Literal(n), w)
-    bval = (
-        sql.SQL("(array_agg(bval ORDER BY t, eid) FILTER (WHERE s1))[1]")
-        if q.breakdown is not None
-        else sql.SQL("NULL::text")
-    )
+    bval = sql.SQL("max(bval) FILTER (WHERE f1)" if q.breakdown else "NULL::text")
     return sql.SQL(
         "SELECT pid, anon, COALESCE(max(d), 1) AS depth,"
         " extract(epoch FROM min(span))::float8 AS ttc, {bval} AS bval"
-        " FROM (SELECT pid, anon, t, eid, s1, bval, CASE WHEN {hit} THEN {n} ELSE d END AS d,"
-        " CASE WHEN {hit} THEN t - a END AS span FROM ({body}) z) f"
-        " GROUP BY pid, anon HAVING bool_or(s1)"
-    ).format(bval=bval, hit=hit, n=sql.Literal(n), body=body)
+        " FROM (SELECT pid, anon, f1, bval, CASE WHEN {hit} THEN {n} ELSE d END AS d,"
+        " CASE WHEN {hit} THEN t - a END AS span FROM ({body}) z WHERE {live}) f"
+        " GROUP BY pid, anon HAVING bool_or(f1)"
+    ).format(bval=bval, hit=hit, n=sql.Literal(n), body=body, live=live(n))
 
 
 def _any_order(q: FunnelQuery, p: Params) -> sql.Composable:
@@ -128,10 +134,11 @@ def _any_order(q: FunnelQuery, p: Params) -> sql.Composable:
     ).format(end=p(q.end), cases=cases, n=sql.Literal(n), last=last, w=w, firsts=firsts, fs=fs)
 
 
-def per_person_sql(q: FunnelQuery, p: Params) -> sql.Composable:
-    """`WITH ... SELECT pid, anon, depth, ttc, bval`: one row per person who entered."""
+def per_person_sql(q: FunnelQuery, p: Params, *, materialized: bool = False) -> sql.Composable:
+    """`WITH ..., pp AS (pid, anon, depth, ttc, bval) `: one row per person who entered."""
     inner = _strict(q, p) if q.order == "strict" else _any_order(q, p)
-    return sql.SQL("WITH {}, pp AS ({}) ").format(_source(q, p), inner)
+    mat = sql.SQL("MATERIALIZED " if materialized else "")
+    return sql.SQL("WITH {}, pp AS {}({}) ").format(_source(q, p), mat, inner)
 
 
 def _checks(q: FunnelQuery) -> list[tuple[str, list[str], str]]:
@@ -156,21 +163,23 @@ def funnel(conn: Conn, q: FunnelQuery) -> FunnelResult:
     repo.fast_reads(conn)
     p = Params()
     bounds = p([float(b) for b in TTC_BOUNDS])
-    query = per_person_sql(q, p) + sql.SQL(
-        "SELECT bval, depth, hb, grouping(bval, depth, hb) AS g, count(*),"
+    # counts by a hash aggregate over everyone; percentiles (sorts) over converters only
+    query = per_person_sql(q, p, materialized=True) + sql.SQL(
+        "SELECT bval, depth, hb, false AS pct_row, count(*)::int AS n, NULL::float8[] AS pct"
+        " FROM (SELECT bval, depth, CASE WHEN ttc IS NOT NULL THEN width_bucket(ttc, {b})"
+        " - (ttc = ANY({b}))::int END AS hb FROM pp) s GROUP BY bval, depth, hb"
+        " UNION ALL SELECT bval, grouping(bval), NULL, true, 0,"
         " percentile_cont({pcts}) WITHIN GROUP (ORDER BY ttc)"
-        " FROM (SELECT *, CASE WHEN ttc IS NOT NULL THEN width_bucket(ttc, {b})"
-        " - (ttc = ANY({b}))::int END AS hb FROM pp) s"
-        " GROUP BY GROUPING SETS ((bval, depth, hb), (bval), ())"
+        " FROM pp WHERE ttc IS NOT NULL GROUP BY ROLLUP (bval)"
     ).format(pcts=p(list(PERCENTILES)), b=bounds)
     total = _Tally({}, {}, [None] * len(PERCENTILES))
     groups: dict[str | None, _Tally] = {}
-    for bval, depth, hb, g, count, pct in conn.execute(query, p.values):
-        if g == 7:
+    for bval, depth, hb, pct_row, count, pct in conn.execute(query, p.values):
+        if pct_row and depth == 1:  # the rollup's grand total
             total.pct = list(pct or total.pct)
             continue
         tally = groups.setdefault(bval, _Tally({}, {}, [None] * len(PERCENTILES)))
-        if g == 3:
+        if pct_row:
             tally.pct = list(pct or tally.pct)
             continue
         for t in (tally, total):
