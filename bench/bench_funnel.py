@@ -3,8 +3,10 @@
 In one run, on a private database (plain PostgreSQL, or whatever MALLPULSE_BENCH_PG serves):
   1. N events (default 10 M) of P profiles (default 1 M) over 60 days, 12 event names, the
      four funnel steps among them with falling frequency, a `plan` property on each;
-  2. baseline: a sequential scan of the rows the funnel reads (the steps' events in the
-     period plus the window), reading the columns it reads;
+  2. baselines: a sequential scan of the rows the funnel reads (the steps' events in the
+     period plus the window), reading the columns it reads, with PostgreSQL's default
+     parallelism (up to 2 workers) and in one process (the funnel's sort and window passes
+     run in one);
   3. the funnel (cloud.crm.analytics.funnels.funnel), strict order, breakdown by `plan`.
 Each is run once to warm the cache, then `--repeat` times, in `--rounds` alternating rounds;
 prints the best and median times and the ratio funnel/scan (aim <= 3).
@@ -92,8 +94,9 @@ def main() -> None:
         print(f"generated {args.events:,} events of {args.profiles:,} profiles"
               f" in {time.perf_counter() - t0:.1f} s")  # fmt: skip
 
-        def scan() -> Any:
+        def scan(workers: int) -> Any:
             conn.execute("SET enable_indexscan = off; SET enable_bitmapscan = off")
+            conn.execute(f"SET max_parallel_workers_per_gather = {workers}")
             row = conn.execute(
                 "SELECT count(*), count(profile_id), max(occurred_at), max(id),"
                 " count(properties) FROM crm_events WHERE occurred_at >= %s"
@@ -109,15 +112,18 @@ def main() -> None:
             return out
 
         # alternated, so both see the same load
-        scans, funnels_ = [], []
+        scans, serial, funnels_ = [], [], []
         for _ in range(args.rounds):
-            scans.append(timed(scan, args.repeat))
+            scans.append(timed(lambda: scan(2), args.repeat))
+            serial.append(timed(lambda: scan(0), args.repeat))
             funnels_.append(timed(run_funnel, args.repeat))
         t_scan, m_scan, rows = min(scans, key=lambda r: r[0])
+        t_serial, m_serial, _ = min(serial, key=lambda r: r[0])
         t_funnel, m_funnel, result = min(funnels_, key=lambda r: r[0])
     counts = [s.count for s in result.total.steps]
     print(f"rows read: {rows[0]:,}; people per step: {counts}")
-    print(f"sequential scan: best {t_scan:.2f} s, median {m_scan:.2f} s")
+    print(f"sequential scan (up to 2 parallel workers): best {t_scan:.2f} s, median {m_scan:.2f} s")
+    print(f"sequential scan, one process: best {t_serial:.2f} s, median {m_serial:.2f} s")
     print(
         f"funnel (4 steps, 30-day window, breakdown): best {t_funnel:.2f} s,"
         f" median {m_funnel:.2f} s"
@@ -126,6 +132,7 @@ def main() -> None:
         f"ratio funnel/scan: best {t_funnel / t_scan:.2f},"
         f" median {m_funnel / m_scan:.2f} (aim <= 3)"
     )
+    print(f"ratio funnel/one-process scan: best {t_funnel / t_serial:.2f}")
 
 
 if __name__ == "__main__":
