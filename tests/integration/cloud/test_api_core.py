@@ -20,7 +20,10 @@ from cloud.db.repositories.auth import create_api_key, revoke_api_key
 
 def test_probes(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ok"
+    assert ready.json()["checks"]["postgres"] == "ok"  # readiness tests its dependencies
 
 
 def test_unknown_route_is_a_problem(client: TestClient) -> None:
