@@ -159,8 +159,8 @@ class _Tally:
 
 def funnel(conn: Conn, q: FunnelQuery) -> FunnelResult:
     """The funnel of `q`: people per step, conversion, time to convert, per breakdown value."""
-    repo.require_known(conn, _checks(q), q.start, q.end + timedelta(seconds=q.window_seconds))
     repo.fast_reads(conn)
+    repo.require_known(conn, _checks(q), q.start, q.end + timedelta(seconds=q.window_seconds))
     p = Params()
     bounds = p([float(b) for b in TTC_BOUNDS])
     # counts by a hash aggregate over everyone; percentiles (sorts) over converters only
@@ -220,8 +220,8 @@ def _group(bval: str | None, names: list[str], t: _Tally) -> FunnelGroup:
 
 def dropoffs(conn: Conn, q: DropoffQuery) -> DropoffResult:
     """People who reached step `q.step` and not the next, ordered by profile then anonymous id."""
-    repo.require_known(conn, _checks(q), q.start, q.end + timedelta(seconds=q.window_seconds))
     repo.fast_reads(conn)
+    repo.require_known(conn, _checks(q), q.start, q.end + timedelta(seconds=q.window_seconds))
     p = Params()
     query = per_person_sql(q, p) + sql.SQL(
         "SELECT pid, anon FROM pp WHERE depth = {} ORDER BY pid NULLS LAST, anon LIMIT {}"

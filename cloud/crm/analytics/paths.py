@@ -12,8 +12,8 @@ from cloud.crm.analytics.schemas import PathCount, PathQuery, PathResult
 def paths(conn: Conn, q: PathQuery) -> PathResult:
     """The `q.limit` most frequent sequences of `q.depth` named events in the period next to
     each person's first `q.event` there (one sequence per person; shorter where history ends)."""
-    repo.require_known(conn, repo.matcher_checks("event", q.event), q.start, q.end)
     repo.fast_reads(conn)
+    repo.require_known(conn, repo.matcher_checks("event", q.event), q.start, q.end)
     p = Params()
     fn = sql.SQL("lead" if q.direction == "after" else "lag")
     steps = range(1, q.depth + 1) if q.direction == "after" else range(q.depth, 0, -1)

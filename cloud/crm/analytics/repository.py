@@ -139,7 +139,8 @@ def matcher_checks(field: str, m: EventMatcher | None) -> list[tuple[str, list[s
 
 
 def fast_reads(conn: Conn) -> None:
-    """Session settings for one large analytical read (sorts in memory, not on disk)."""
+    """Transaction settings for one analysis (sorts in memory, not on disk; a time limit that
+    also covers the known-property checks); call it first."""
     conn.execute("SELECT set_config('work_mem', '256MB', true)")
     # bounded: a runaway analysis answers 503 instead of holding a pooled connection
     conn.execute("SELECT set_config('statement_timeout', %s, true)", (f"{STATEMENT_TIMEOUT_MS}",))

@@ -88,8 +88,8 @@ def retention(conn: Conn, q: RetentionQuery) -> RetentionResult:
     """The cohorts of `q`, in time order, with periods 0 .. q.periods - 1."""
     checks = repo.matcher_checks("start_event", q.start_event)
     checks += repo.matcher_checks("return_event", q.return_event)
-    repo.require_known(conn, checks, q.start, q.end)
     repo.fast_reads(conn)
+    repo.require_known(conn, checks, q.start, q.end)
     p = Params()
     query = _cohorts(q, p) + sql.SQL(
         " SELECT 'size', c, 0::bigint, count(*)::numeric FROM cohort GROUP BY c"

@@ -16,8 +16,8 @@ def trends(conn: Conn, q: TrendQuery) -> TrendResult:
     checks = repo.matcher_checks("event", q.event)
     if q.breakdown is not None:
         checks.append(("breakdown", [q.event.event], q.breakdown))
-    repo.require_known(conn, checks, q.start, q.end)
     repo.fast_reads(conn)
+    repo.require_known(conn, checks, q.start, q.end)
     p = Params()
     measure = sql.SQL("count(*)" if q.measure == "events" else "count(DISTINCT pk)")
     query = sql.SQL(

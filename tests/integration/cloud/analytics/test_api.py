@@ -171,3 +171,19 @@ def test_openapi_declares_the_analytics_problems(client: TestClient) -> None:
     for path in ("/funnels", "/funnels/dropoffs", "/retention", "/paths", "/trends"):
         responses = doc["paths"][f"/v1/analytics{path}"]["post"]["responses"]
         assert {"200", "401", "403", "422", "503"} <= set(responses), path
+
+
+def test_an_analysis_past_its_time_limit_is_a_503(
+    client: TestClient, marketer: dict[str, str], example: World, monkeypatch: Any
+) -> None:
+    """The statement timeout covers the whole analysis; a cancelled query is a 503 problem."""
+    from cloud.crm.analytics import repository
+
+    monkeypatch.setattr(repository, "STATEMENT_TIMEOUT_MS", 1)
+    monkeypatch.setattr(repository, "MERGED_CTE", psycopg.sql.SQL(
+        "merged AS MATERIALIZED (SELECT id, crm_resolve_profile(id) AS root FROM crm_profiles"
+        " WHERE merged_into IS NOT NULL AND pg_sleep(0.05) IS NOT NULL)"
+    ))  # fmt: skip
+    r = client.post("/v1/analytics/funnels", json=_funnel(example), headers=marketer)
+    assert r.status_code == 503 and r.headers["content-type"] == PROBLEM
+    assert r.json()["type"].endswith("/analysis-timeout")
