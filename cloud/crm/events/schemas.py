@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -51,9 +52,12 @@ def _bounded_properties(value: object) -> object:
 
 
 #: properties and traits of one call: 8 levels, 200 keys, 32 KiB (oversized is a 422).
-Properties = Annotated[dict[str, JsonValue], BeforeValidator(_bounded_properties)]
+# Documented as a plain object: the recursive JSON-value schema, three times per call of a
+# batch, makes schema-driven tools (schemathesis' coverage phase) explode.
+_OBJECT = WithJsonSchema({"type": "object", "additionalProperties": True})
+Properties = Annotated[dict[str, JsonValue], BeforeValidator(_bounded_properties), _OBJECT]
 #: context is read (consent) but not stored; the body limit bounds it.
-Context = dict[str, JsonValue]
+Context = Annotated[dict[str, JsonValue], _OBJECT]
 Ident = Annotated[str, Field(min_length=1, max_length=200)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
