@@ -37,7 +37,22 @@ from cloud.crm.segments.rules import (
 OPS: dict[str, LiteralString] = {
     "eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
 }  # fmt: skip
-_OWNER = "coalesce(m.merged_into, m.id)"
+
+
+def _owner(a: LiteralString) -> LiteralString:
+    """The person a row of alias `a` belongs to (merges are one level deep)."""
+    return "coalesce(m.merged_into, " + a + ".profile_id)"
+
+
+def _rows(table: LiteralString, a: LiteralString) -> LiteralString:
+    """`table a` with the merged profile (if any) its profile_id was absorbed into; joining only
+    merged profiles keeps the hash small (a join to every profile cost 2x on 1 M profiles)."""
+    return (
+        table + " " + a + " LEFT JOIN crm_profiles m ON m.id = " + a + ".profile_id"
+        " AND m.merged_into IS NOT NULL"
+    )
+
+
 _CASTS: dict[str, LiteralString] = {"number": "numeric", "boolean": "boolean", "string": "text"}
 
 
@@ -138,8 +153,8 @@ def _window(column: LiteralString, days: int | None, ctx: _Ctx) -> sql.Composabl
 
 def _event(rule: EventRule, ctx: _Ctx) -> sql.Composable:
     q = sql.SQL(
-        "p.id IN (SELECT " + _OWNER + " FROM crm_events e JOIN crm_profiles m"
-        " ON m.id = e.profile_id WHERE e.event = {}"
+        "p.id IN (SELECT " + _owner("e") + " FROM " + _rows("crm_events", "e") + " WHERE"
+        " e.profile_id IS NOT NULL AND e.event = {}"
     ).format(ctx.bind(rule.event))
     q += _window("e.occurred_at", rule.within_days, ctx) + _restrict("e.profile_id", ctx)
     if rule.store_id is not None:
@@ -160,8 +175,11 @@ def _holds_at_zero(op: Op, value: float) -> bool:
 
 def _purchases(rule: PurchaseRule, ctx: _Ctx) -> sql.Composable:
     src: sql.Composable = sql.SQL(
-        "SELECT " + _OWNER + " FROM crm_transactions t JOIN crm_profiles m ON m.id = t.profile_id"
-        " WHERE t.kind = 'sale' AND t.reversed_at IS NULL"
+        "SELECT "
+        + _owner("t")
+        + " FROM "
+        + _rows("crm_transactions", "t")
+        + " WHERE t.kind = 'sale' AND t.reversed_at IS NULL"
     )
     src += _window("t.occurred_at", rule.within_days, ctx) + _restrict("t.profile_id", ctx)
     op = sql.SQL(OPS[rule.op])
@@ -194,32 +212,36 @@ def _prediction(rule: PredictionRule, ctx: _Ctx) -> sql.Composable:
 def _consent(rule: ConsentRule, ctx: _Ctx) -> sql.Composable:
     # the person's latest decision for the channel and purpose, over all its merged profiles
     q = sql.SQL(
-        "p.id IN (SELECT x.owner FROM (SELECT DISTINCT ON (" + _OWNER + ") " + _OWNER + " AS owner,"
-        " c.status FROM crm_consents c JOIN crm_profiles m ON m.id = c.profile_id"
-        " WHERE c.channel = {} AND c.purpose = {}"
+        "p.id IN (SELECT x.owner FROM (SELECT DISTINCT ON ("
+        + _owner("c")
+        + ") "
+        + _owner("c")
+        + " AS owner, c.status FROM "
+        + _rows("crm_consents", "c")
+        + " WHERE c.channel = {} AND c.purpose = {}"
     ).format(ctx.bind(rule.channel), ctx.bind(rule.purpose))
     q += _restrict("c.profile_id", ctx)
-    order = " ORDER BY " + _OWNER + ", c.updated_at DESC, c.profile_id DESC) x"
+    order = " ORDER BY " + _owner("c") + ", c.updated_at DESC, c.profile_id DESC) x"
     return q + sql.SQL(order + " WHERE x.status = {})").format(ctx.bind(rule.status))
 
 
 def _loyalty(rule: LoyaltyTierRule, ctx: _Ctx) -> sql.Composable:
     q = sql.SQL(
-        "p.id IN (SELECT " + _OWNER + " FROM loyalty_accounts a JOIN crm_profiles m"
-        " ON m.id = a.profile_id WHERE a.status = 'active' AND a.tier = ANY({})"
+        "p.id IN (SELECT " + _owner("a") + " FROM " + _rows("loyalty_accounts", "a") + " WHERE"
+        " a.status = 'active' AND a.tier = ANY({})"
     ).format(ctx.bind(list(rule.tiers)))
     return q + _restrict("a.profile_id", ctx) + sql.SQL(")")
 
 
 def _store_visit(rule: StoreVisitRule, ctx: _Ctx) -> sql.Composable:
     tx = sql.SQL(
-        "SELECT " + _OWNER + " FROM crm_transactions t JOIN crm_profiles m"
-        " ON m.id = t.profile_id WHERE t.store_id = {}"
+        "SELECT " + _owner("t") + " FROM " + _rows("crm_transactions", "t") + " WHERE"
+        " t.store_id = {}"
     ).format(ctx.bind(rule.store_id))
     tx += _window("t.occurred_at", rule.within_days, ctx) + _restrict("t.profile_id", ctx)
     ev = sql.SQL(
-        "SELECT " + _OWNER + " FROM crm_events e JOIN crm_profiles m"
-        " ON m.id = e.profile_id WHERE e.store_id = {}"
+        "SELECT " + _owner("e") + " FROM " + _rows("crm_events", "e") + " WHERE"
+        " e.profile_id IS NOT NULL AND e.store_id = {}"
     ).format(ctx.bind(rule.store_id))
     ev += _window("e.occurred_at", rule.within_days, ctx) + _restrict("e.profile_id", ctx)
     return sql.SQL("p.id IN ({} UNION {})").format(tx, ev)

@@ -19,6 +19,7 @@ import psycopg
 
 from cloud.core.domain_events import committed_after, load_cursor, save_cursor
 from cloud.crm.segments import repository as repo
+from cloud.crm.segments.rules import depends_on
 from cloud.crm.segments.service import parse_rule, reconcile
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,18 @@ class Batch:
     busy: bool = False  # another consumer held the lock, or rows wait behind an open transaction
 
 
-def _read(conn: Conn, table: str, limit: int) -> tuple[list[tuple[int, int | None]], bool]:
+def _read(conn: Conn, table: str, limit: int) -> tuple[list[repo.Change], bool]:
     name = f"{CONSUMER}:{table}"
     after = load_cursor(conn, name)
     rows, held = committed_after(
         conn,
         table,
         lambda a: repo.read_source(conn, table, after=a, limit=limit),
-        lambda r: r[0],
+        lambda c: c.id,
         after,
     )
     if rows:
-        save_cursor(conn, name, rows[-1][0])
+        save_cursor(conn, name, rows[-1].id)
     return rows, held
 
 
@@ -60,26 +61,52 @@ def process_batch(conn: Conn, *, limit: int = 5000, now: datetime | None = None)
         ).fetchone()
         if not got or not got[0]:
             return Batch(0, 0, 0, 0, busy=True)
-        touched: set[int] = set()
+        touched: dict[str, set[int]] = {}  # change topic -> profile ids
         read, held = 0, False
         for table in repo.SOURCES:
             rows, waits = _read(conn, table, limit)
             read, held = read + len(rows), held or waits
-            touched |= {pid for _, pid in rows if pid is not None}
+            for c in rows:
+                if c.profile_id is not None:
+                    for topic in c.topics:
+                        touched.setdefault(topic, set()).add(c.profile_id)
         if not touched:
             return Batch(read, 0, 0, 0, busy=held)
-        persons = repo.persons_of(conn, sorted(touched))
-        at = now or datetime.now(UTC)
-        entered = exited = 0
-        for sid, raw in repo.dynamic_segments(conn):
-            res = reconcile(conn, sid, parse_rule(raw), now=at, persons=persons, reason="change")
-            entered, exited = entered + res.entered, exited + res.exited
-    if entered or exited:
+        res = _reconcile_touched(conn, touched, now or datetime.now(UTC))
+    if res.entered or res.exited:
         log.info(
             "segment membership updated",
-            extra={"read": read, "persons": len(persons), "entered": entered, "exited": exited},
+            extra={
+                "read": read,
+                "persons": res.persons,
+                "entered": res.entered,
+                "exited": res.exited,
+            },
         )
-    return Batch(read, len(persons), entered, exited, busy=held)
+    return Batch(read, res.persons, res.entered, res.exited, busy=held)
+
+
+def _reconcile_touched(conn: Conn, touched: dict[str, set[int]], at: datetime) -> Batch:
+    """Reconcile each dynamic segment for the persons whose changes its rule reads (a change
+    to something a rule does not read cannot change its value; time is the sweep's)."""
+    every: set[int] = set().union(*touched.values())
+    owner = repo.owners(conn, sorted(every))
+    profiles = repo.profiles_by_person(conn, sorted(every | set(owner.values())))
+    entered = exited = 0
+    persons_seen: set[int] = set()
+    for sid, raw in repo.dynamic_segments(conn):
+        rule = parse_rule(raw)
+        ids = set(touched.get("*", ()))
+        for topic in depends_on(rule):
+            ids |= touched.get(topic, set())
+        if not ids:
+            continue
+        persons = sorted(ids | {owner[i] for i in ids if i in owner})
+        only = sorted({x for p in persons for x in profiles.get(p, [p])})
+        res = reconcile(conn, sid, rule, now=at, persons=persons, only_ids=only, reason="change")
+        entered, exited = entered + res.entered, exited + res.exited
+        persons_seen.update(persons)
+    return Batch(0, len(persons_seen), entered, exited)
 
 
 def process_all(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
@@ -238,29 +238,69 @@ def plan_properties(conn: Conn, events: list[str]) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in out.items()}
 
 
-# The sources of incremental membership: (table, SQL returning (id, profile_id) after an id).
-SOURCES: dict[str, str] = {
-    "crm_events": "SELECT id, profile_id FROM crm_events WHERE id > %s ORDER BY id LIMIT %s",
+# The sources of incremental membership: SQL returning (id, profile_id, what) after an id.
+SOURCES: dict[str, LiteralString] = {
+    "crm_events": (
+        "SELECT id, profile_id, event, store_id IS NOT NULL FROM crm_events"
+        " WHERE id > %s ORDER BY id LIMIT %s"
+    ),
     "crm_transactions": (
-        "SELECT id, profile_id FROM crm_transactions WHERE id > %s ORDER BY id LIMIT %s"
+        "SELECT id, profile_id, NULL, true FROM crm_transactions WHERE id > %s ORDER BY id LIMIT %s"
     ),
     "crm_segment_changes": (
-        "SELECT id, profile_id FROM crm_segment_changes WHERE id > %s ORDER BY id LIMIT %s"
+        "SELECT id, profile_id, source, NULL FROM crm_segment_changes"
+        " WHERE id > %s ORDER BY id LIMIT %s"
     ),
+}
+#: The change topics (see rules.depends_on) of each change-log source; `*` is every segment.
+_CHANGE_TOPICS: dict[str, frozenset[str]] = {
+    "crm_profiles": frozenset({"profile"}),
+    "crm_consents": frozenset({"consent"}),
+    "loyalty_accounts": frozenset({"loyalty"}),
+    "crm_transactions": frozenset({"purchase", "store"}),
 }
 
 
-def read_source(conn: Conn, table: str, *, after: int, limit: int) -> list[tuple[int, int | None]]:
-    """(id, profile_id) rows of a change source past `after`."""
+@dataclass(frozen=True)
+class Change:
+    """A source row: its id, whose it is, and which rules it can affect."""
+
+    id: int
+    profile_id: int | None
+    topics: frozenset[str]
+
+
+def _topics(table: str, what: str | None, store: bool | None) -> frozenset[str]:
+    if table == "crm_events":
+        return frozenset({f"event:{what}", *(["store"] if store else [])})
+    if table == "crm_transactions":
+        return frozenset({"purchase", "store"})
+    return _CHANGE_TOPICS.get(what or "", frozenset({"*"}))
+
+
+def read_source(conn: Conn, table: str, *, after: int, limit: int) -> list[Change]:
+    """The rows of a change source past `after`."""
     rows = conn.execute(SOURCES[table], (after, limit)).fetchall()
-    return [(int(r[0]), r[1]) for r in rows]
+    return [Change(int(r[0]), r[1], _topics(table, r[2], r[3])) for r in rows]
 
 
-def persons_of(conn: Conn, profile_ids: list[int]) -> list[int]:
-    """The ids to re-evaluate for these profile ids: each one and the live profile it is now."""
+def owners(conn: Conn, profile_ids: list[int]) -> dict[int, int]:
+    """Profile id -> the live profile it is now (merges are one level deep)."""
     rows = conn.execute(
-        "SELECT DISTINCT y FROM unnest(%s::bigint[]) x,"
-        " LATERAL unnest(ARRAY[x, crm_resolve_profile(x)]) y WHERE y IS NOT NULL",
+        "SELECT id, coalesce(merged_into, id) FROM crm_profiles WHERE id = ANY(%s)",
         (profile_ids,),
     ).fetchall()
-    return sorted(int(r[0]) for r in rows)
+    return {int(a): int(b) for a, b in rows}
+
+
+def profiles_by_person(conn: Conn, persons: list[int]) -> dict[int, list[int]]:
+    """Person -> its profile ids (itself and the profiles merged into it)."""
+    rows = conn.execute(
+        "SELECT coalesce(merged_into, id), id FROM crm_profiles"
+        " WHERE id = ANY(%s) OR merged_into = ANY(%s)",
+        (persons, persons),
+    ).fetchall()
+    out: dict[int, list[int]] = {}
+    for owner, pid in rows:
+        out.setdefault(int(owner), []).append(int(pid))
+    return out

@@ -226,6 +226,28 @@ def _check_attribute(leaf: AttributeRule, path: str) -> None:
         raise RuleError(f"`{leaf.op}` does not apply to a boolean", f"{path}.op")
 
 
+def depends_on(rule: Rule) -> frozenset[str]:
+    """What the rule reads, as change topics: `profile`, `event:<name>`, `purchase`, `store`,
+    `prediction`, `consent`, `loyalty`. A change under another topic cannot change its value."""
+    out: set[str] = set()
+    for leaf, _ in walk(rule):
+        if isinstance(leaf, AttributeRule | LifecycleRule):
+            out.add("profile")
+        elif isinstance(leaf, EventRule):
+            out.add(f"event:{leaf.event}")
+        elif isinstance(leaf, PurchaseRule):
+            out.add("purchase")
+        elif isinstance(leaf, StoreVisitRule):
+            out.add("store")
+        elif isinstance(leaf, PredictionRule):
+            out.add("prediction")
+        elif isinstance(leaf, ConsentRule):
+            out.add("consent")
+        else:
+            out.add("loyalty")
+    return frozenset(out)
+
+
 def json_type(value: object) -> str:
     """The JSON type name of a scalar (`null` for None)."""
     if value is None:

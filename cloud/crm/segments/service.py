@@ -69,11 +69,18 @@ def parse_rule(raw: dict[str, Any]) -> Rule:
 
 
 def matching(
-    conn: Conn, rule: Rule, *, now: datetime, persons: list[int] | None = None
+    conn: Conn,
+    rule: Rule,
+    *,
+    now: datetime,
+    persons: list[int] | None = None,
+    only_ids: list[int] | None = None,
 ) -> set[int]:
-    """Live profile ids matching `rule` at `now` (only among `persons` when given)."""
-    only = None if persons is None else repo.profile_ids_of(conn, persons)
-    compiled = compile_rule(rule, now=now, only_ids=only)
+    """Live profile ids matching `rule` at `now` (only among `persons` when given, reading only
+    the rows of `only_ids`: the persons' profile ids, looked up when not given)."""
+    if persons is not None and only_ids is None:
+        only_ids = repo.profile_ids_of(conn, persons)
+    compiled = compile_rule(rule, now=now, only_ids=only_ids)
     return repo.matching(conn, members_query(compiled, persons=persons))
 
 
@@ -84,12 +91,13 @@ def reconcile(
     *,
     now: datetime,
     persons: list[int] | None = None,
+    only_ids: list[int] | None = None,
     reason: str = "rule",
 ) -> Reconciled:
     """Bring membership in line with the rule (for `persons` only when given), in the caller's
     transaction, under the segment's lock."""
     repo.lock_segment(conn, segment_id)
-    match = matching(conn, rule, now=now, persons=persons)
+    match = matching(conn, rule, now=now, persons=persons, only_ids=only_ids)
     current = repo.current_members(conn, segment_id, persons)
     entered = repo.enter(conn, segment_id, sorted(match - current), at=now, reason=reason)
     exited = repo.exit_(conn, segment_id, sorted(current - match), at=now, reason=reason)

@@ -22,12 +22,16 @@ CREATE TABLE IF NOT EXISTS crm_segment_changes (
 CREATE OR REPLACE FUNCTION crm_segment_note_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'crm_profiles' THEN
-        INSERT INTO crm_segment_changes (profile_id, source) VALUES (NEW.id, TG_TABLE_NAME);
-        -- a merge or unmerge changes what the survivor holds
-        IF TG_OP = 'UPDATE' AND NEW.merged_into IS DISTINCT FROM OLD.merged_into THEN
+        -- the source says what changed: a new profile or a merge may change any segment, an
+        -- attribute or stage change only the segments whose rules read the profile
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO crm_segment_changes (profile_id, source) VALUES (NEW.id, 'crm_profiles.new');
+        ELSIF NEW.merged_into IS DISTINCT FROM OLD.merged_into THEN
             INSERT INTO crm_segment_changes (profile_id, source)
-            SELECT x, TG_TABLE_NAME FROM unnest(ARRAY[NEW.merged_into, OLD.merged_into]) x
+            SELECT x, 'crm_profiles.merge' FROM unnest(ARRAY[NEW.id, NEW.merged_into, OLD.merged_into]) x
             WHERE x IS NOT NULL;
+        ELSE
+            INSERT INTO crm_segment_changes (profile_id, source) VALUES (NEW.id, TG_TABLE_NAME);
         END IF;
     ELSE
         IF NEW.profile_id IS NOT NULL THEN

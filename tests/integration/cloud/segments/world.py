@@ -389,8 +389,10 @@ def load_activity(conn: psycopg.Connection[Any], world: World, *, half: int | No
                 NOW if t["reversed"] else None,
             ),
         )
-    if half == 1:
-        return  # the rest comes with the second half
+    if half == 2:
+        return _load_rest(conn, world)
+    # scores come first: they reach segments through the sweep, not incrementally
+    # (docs/segments.md), so the incremental evaluator is given them before the changes
     for pid, s in world.scores.items():
         conn.execute(
             "INSERT INTO ml_customer_scores (customer_id, segment, churn_probability, clv,"
@@ -398,6 +400,12 @@ def load_activity(conn: psycopg.Connection[Any], world: World, *, half: int | No
             " VALUES (%s, 'x', %s, %s, %s, %s, 0, 1, %s)",
             (str(pid), s["churn_probability"], s["clv"], s["engagement"], s["health_score"], NOW),
         )
+    if half == 1:
+        return None
+    return _load_rest(conn, world)
+
+
+def _load_rest(conn: psycopg.Connection[Any], world: World) -> None:
     for c in world.consents:
         conn.execute(
             "INSERT INTO crm_consents (profile_id, channel, purpose, status, source, updated_at)"
