@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from cloud.core.domain_events import committed_after
 from cloud.core.logging import request_id_var
 from cloud.db.repositories import ml_customers as cust_repo
 from cloud.db.repositories import ml_models as model_repo
@@ -106,19 +107,9 @@ def _read(
 def _committed(
     conn: Conn, table: str, fetch: Callable[[int], list[R]], row_id: Callable[[R], int], after: int
 ) -> tuple[list[R], bool]:
-    """Rows past the watermark that can be passed for good: identity ids are handed out before
-    commit, so a missing id may belong to a transaction still open (it commits later, below the
-    new watermark). While another transaction writes to the table the read stops at the first
-    missing id (and says so); with none, the range is read again: what is missing rolled back."""
-    got = fetch(after)
-    ids = [after] + [row_id(r) for r in got]
-    gap = next((i for i in range(1, len(ids)) if ids[i] != ids[i - 1] + 1), None)
-    if gap is None:
-        return got, False
-    if model_repo.writers_open(conn, table):
-        return got[: gap - 1], True
-    top = ids[-1]
-    return [r for r in fetch(after) if row_id(r) <= top], False
+    """Rows past the watermark that can be passed for good (the outbox's rule, shared: see
+    cloud.core.domain_events.committed_after)."""
+    return committed_after(conn, table, fetch, row_id, after)
 
 
 def _source_read(conn: Conn, src: EventSource, limit: int) -> Callable[[int], list[SourcedEvent]]:
