@@ -178,10 +178,11 @@ def incremental(url: str, *, profiles: int, rate: int, seconds: float, segments:
         conn.commit()
         producer = threading.Thread(target=produce)
         producer.start()
-        batches, end = 0, time.perf_counter() + seconds
-        while time.perf_counter() < end or producer.is_alive():
+        batches, end, drained = 0, time.perf_counter() + seconds, False
+        while not drained:
             if time.perf_counter() >= end:
                 stop.set()
+            finished = not producer.is_alive()  # checked before the batch: it reads all
             res = handlers.process_batch(conn, limit=5000)
             done = time.perf_counter()
             batches += 1
@@ -196,6 +197,7 @@ def incremental(url: str, *, profiles: int, rate: int, seconds: float, segments:
                 key = (int(payload["profile_id"]), seg_ids[int(payload["segment_id"])])
                 if key in accepted:
                     latencies.append(done - accepted[key])
+            drained = finished and res.read == 0 and not res.busy
             if res.read == 0:
                 time.sleep(0.01)
         producer.join()
