@@ -58,9 +58,7 @@ def list_segments(
     conn: ConnDep, _: MarketerDep, after: After = 0, limit: Limit = 100
 ) -> list[SegmentPublic]:
     """Live segments by id."""
-    from cloud.crm.segments import repository
-
-    return [_public(s) for s in repository.list_segments(conn, after=after, limit=limit)]
+    return [_public(s) for s in service.list_(conn, after=after, limit=limit)]
 
 
 @router.post("/v1/segments/preview", summary="Size and sample a rule without saving it")

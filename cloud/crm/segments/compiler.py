@@ -46,7 +46,7 @@ def _owner(a: LiteralString) -> LiteralString:
 
 def _rows(table: LiteralString, a: LiteralString) -> LiteralString:
     """`table a` with the merged profile (if any) its profile_id was absorbed into; joining only
-    merged profiles keeps the hash small (a join to every profile cost 2x on 1 M profiles)."""
+    merged profiles keeps the hash small (joining every profile was 2.1x slower on 20 k)."""
     return (
         table + " " + a + " LEFT JOIN crm_profiles m ON m.id = " + a + ".profile_id"
         " AND m.merged_into IS NOT NULL"

@@ -187,6 +187,11 @@ def archive(conn: Conn, segment_id: int) -> None:
         repo.archive_segment(conn, segment_id)
 
 
+def list_(conn: Conn, *, after: int, limit: int) -> list[repo.SegmentRow]:
+    """Live segments by id, after `after`."""
+    return repo.list_segments(conn, after=after, limit=limit)
+
+
 def get(conn: Conn, segment_id: int) -> repo.SegmentRow:
     """One live segment (NotFoundError otherwise)."""
     return _get(conn, segment_id)
