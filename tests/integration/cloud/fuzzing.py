@@ -143,6 +143,14 @@ SEMANTIC_422: dict[str, str] = {
     "POST /v1/segments": _SEGMENT_RULE + "; a dynamic segment needs a rule, a static one none",
     "PATCH /v1/segments/{segment_id}": _SEGMENT_RULE + "; only a dynamic segment has a rule",
     "POST /v1/segments/preview": _SEGMENT_RULE,
+    **{
+        f"POST /v1/analytics/{path}": (
+            "the period ends after its start, within 366 days; a filter's value fits its op;"
+            " a property a filter or breakdown names is known (tracking plan or an event)"
+            + ("; the drop-off step is before the last" if path == "funnels/dropoffs" else "")
+        )
+        for path in ("funnels", "funnels/dropoffs", "retention", "paths", "trends")
+    },
 }
 _ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
