@@ -83,6 +83,9 @@ class Dispatcher:
     channels: dict[str, Channel]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     jitter: Callable[[], float] = field(default=random.random)
+    _templates: dict[tuple[str, str, str | None], Template] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def run(self, conn: Conn, *, max_batches: int = 100) -> Counts:
         """Recover expired leases, then work batches until none is due (or max_batches)."""
@@ -130,6 +133,7 @@ class Dispatcher:
             conn, token=token, now=self.clock(), lease=lease, limit=self.config.batch_size
         )
         conn.commit()
+        self._templates.clear()
         counts = Counts()
         for row in rows:
             self._process(conn, row, token, counts)
@@ -167,6 +171,9 @@ class Dispatcher:
     def _decide(self, conn: Conn, row: dict[str, Any], now: datetime) -> Decision:
         since = now - max(WINDOWS.values())
         facts = repo.policy_facts(conn, row["profile_id"], row["channel"], since)
+        attributes = dict(facts["attributes"] or {})
+        row["attributes"] = attributes  # read once, used again to render
+        zone = attributes.get("time_zone") or attributes.get("timezone")
         recent = [(ch, datetime.fromisoformat(at)) for ch, at in facts["recent"] or []]
         return decide(
             Facts(
@@ -177,15 +184,20 @@ class Dispatcher:
                 consent=facts["consent"],
                 suppression=facts["suppression"],
                 recent_sends=recent,
-                time_zone=self.config.policy.zone_of(facts["time_zone"], facts["country"]),
+                time_zone=self.config.policy.zone_of(zone, attributes.get("country")),
             ),
             self.config.policy,
         )
 
     def _render(self, conn: Conn, row: dict[str, Any]) -> Rendered:
-        attributes = repo.profile_attributes(conn, row["profile_id"])
+        attributes = row.get("attributes")
+        if attributes is None:
+            attributes = repo.profile_attributes(conn, row["profile_id"])
         locale = row["locale"] or attributes.get("language")
-        template = find_template(conn, row["template"], row["channel"], locale)
+        key = (row["template"], row["channel"], locale)
+        template = self._templates.get(key)
+        if template is None:  # read once per batch: a campaign uses one template
+            template = self._templates[key] = find_template(conn, *key)
         variables = {
             **(row["payload"] or {}),
             "profile": {"id": row["profile_id"], **attributes},

@@ -118,9 +118,9 @@ def policy_facts(conn: Conn, profile_id: int, channel: str, since: datetime) -> 
     """Consent, suppression, recent sends and time zone of a person (over merged profiles)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "WITH live AS (SELECT crm_resolve_profile(%(pid)s) AS id),"
-            " p AS (SELECT c.id FROM crm_profiles c, live"
-            "   WHERE c.id = live.id OR c.merged_into = live.id)"
+            "WITH live AS MATERIALIZED (SELECT crm_resolve_profile(%(pid)s) AS id),"
+            " p AS (SELECT id FROM live UNION SELECT c.id FROM crm_profiles c"
+            "   WHERE c.merged_into = (SELECT id FROM live))"
             " SELECT"
             " (SELECT status FROM crm_consents WHERE profile_id IN (SELECT id FROM p)"
             "   AND channel = %(ch)s AND purpose = 'marketing' ORDER BY updated_at DESC LIMIT 1)"
@@ -131,10 +131,7 @@ def policy_facts(conn: Conn, profile_id: int, channel: str, since: datetime) -> 
             " (SELECT coalesce(array_agg(ARRAY[channel, sent_at::text]), '{}')"
             "   FROM crm_message_outbox WHERE profile_id IN (SELECT id FROM p)"
             "   AND sent_at > %(since)s AND purpose = 'marketing') AS recent,"
-            " (SELECT coalesce(attributes->>'time_zone', attributes->>'timezone')"
-            "   FROM crm_profiles WHERE id = (SELECT id FROM live)) AS time_zone,"
-            " (SELECT attributes->>'country' FROM crm_profiles WHERE id = (SELECT id FROM live))"
-            "   AS country",
+            " (SELECT attributes FROM crm_profiles WHERE id = (SELECT id FROM live)) AS attributes",
             {"pid": profile_id, "ch": channel, "since": since},
         ).fetchone()
     assert row is not None
@@ -144,7 +141,9 @@ def policy_facts(conn: Conn, profile_id: int, channel: str, since: datetime) -> 
 def profile_attributes(conn: Conn, profile_id: int) -> dict[str, Any]:
     """The golden attributes of the live profile (for personalisation)."""
     row = conn.execute(
-        "SELECT attributes FROM crm_profiles WHERE id = crm_resolve_profile(%s)", (profile_id,)
+        # a scalar subquery: compared directly, the STABLE function would run once per row
+        "SELECT attributes FROM crm_profiles WHERE id = (SELECT crm_resolve_profile(%s))",
+        (profile_id,),
     ).fetchone()
     return dict(row[0]) if row is not None else {}
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from bs4 import BeautifulSoup
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from mjml import mjml_to_html
@@ -92,6 +94,12 @@ def _env(fmt: Format) -> _Sandbox:
     return _TEXT_ENV if fmt == "text" else _HTML_ENV
 
 
+@lru_cache(maxsize=512)
+def _compiled(fmt: Format, source: str) -> JinjaTemplate:
+    # compiling costs milliseconds; a campaign renders one source thousands of times
+    return _env(fmt).from_string(source)
+
+
 def check(template: Template) -> None:
     """Compile subject and body; TemplateError naming the part, line and problem."""
     for part, source in (("subject", template.subject), ("body", template.body)):
@@ -113,7 +121,7 @@ def _render_part(
     try:
         out: list[str] = []
         size = 0
-        for chunk in _env(fmt).from_string(source).generate(dict(variables)):
+        for chunk in _compiled(fmt, source).generate(dict(variables)):
             size += len(chunk)
             if size > MAX_OUTPUT_CHARS:
                 raise TemplateError(

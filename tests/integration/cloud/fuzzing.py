@@ -134,8 +134,6 @@ SEMANTIC_422: dict[str, str] = {
     "POST /v1/rewards/{reward_id}/redemptions": _BIGINT,
     "POST /v1/events/collect": "the text/plain body must be a JSON batch of Segment calls",
     "PUT /v1/events/sources/{source_id}/plan/{type}/{event}": "the body must be a JSON Schema",
-    "POST /v1/events/collect": "the text/plain body must be a JSON batch of Segment calls",
-    "PUT /v1/events/sources/{source_id}/plan/{type}/{event}": "the body must be a JSON Schema",
     "PUT /v1/messaging/templates/{name}/{channel}/{locale}": "a template must compile (Jinja2)",
     "POST /v1/messaging/templates/preview": (
         "name or content; the template must compile and render (defined variables, valid MJML,"
