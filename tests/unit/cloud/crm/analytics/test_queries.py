@@ -52,7 +52,7 @@ def test_names_properties_and_values_are_parameters(order: str) -> None:
         ({"steps": [{"event": "a"}] * 9}, "at most 8"),
         ({"window_seconds": 91 * 86400}, "less than or equal"),
         ({"order": "sideways"}, "strict"),
-        ({"breakdown": "a\x00b"}, "pattern"),
+        ({"breakdown": "a\x00b"}, "NUL"),
         ({"extra": 1}, "Extra inputs"),
     ],
 )
