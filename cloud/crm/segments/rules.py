@@ -16,7 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
 #: Text PostgreSQL can hold: no NUL character (a text or jsonb value cannot contain one).
-Text = Annotated[StrictStr, Field(max_length=200, pattern=r"^[^\x00]*$")]
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[StrictStr, Field(max_length=200, pattern=NO_NUL)]
+EventName = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NO_NUL)]
+StoreId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+TierName = Annotated[StrictStr, Field(min_length=1, max_length=32, pattern=NO_NUL)]
 Scalar = StrictBool | StrictInt | StrictFloat | Text
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Days = Annotated[int, Field(ge=1, le=3650, description="A window in days, up to 10 years.")]
@@ -75,11 +79,11 @@ class EventRule(_Rule):
     """Did `event` at least `min_count` times in the last `within_days` days."""
 
     type: Literal["event"]
-    event: Annotated[Text, Field(min_length=1)]
+    event: EventName
     min_count: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     within_days: Days = 30
     where: Annotated[list[PropertyFilter], Field(max_length=10)] = []
-    store_id: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
+    store_id: StoreId | None = None
 
 
 class PurchaseRule(_Rule):
@@ -115,16 +119,14 @@ class LoyaltyTierRule(_Rule):
     """The person holds an active loyalty account in one of these tiers."""
 
     type: Literal["loyalty_tier"]
-    tiers: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=32)]], Field(min_length=1, max_length=20)
-    ]
+    tiers: Annotated[list[TierName], Field(min_length=1, max_length=20)]
 
 
 class StoreVisitRule(_Rule):
     """The person bought in, or sent an event from, this store (in the last `within_days`)."""
 
     type: Literal["store_visited"]
-    store_id: Annotated[Text, Field(min_length=1, max_length=64)]
+    store_id: StoreId
     within_days: Days | None = None
 
 

@@ -53,8 +53,8 @@ class Imported:
 
 def validate_rule(conn: Conn, rule: Rule) -> None:
     """InvalidInputError (a 422) naming the first unknown attribute, property or bad value."""
-    events = [leaf.event for leaf, _ in walk(rule) if isinstance(leaf, EventRule)]
     try:
+        events = [leaf.event for leaf, _ in walk(rule) if isinstance(leaf, EventRule)]
         check(rule, repo.plan_properties(conn, events) if events else None)
     except RuleError as exc:
         raise InvalidInputError(
