@@ -28,6 +28,8 @@ ALL_ENTRIES = {
     "segments-update",
     "segments-sweep",
     "segments-snapshot",
+    "events-ensure-partitions",
+    "events-retention",
 }
 _PRINT_SCHEDULE = (
     "from cloud.workers.app import celery_app\n"
