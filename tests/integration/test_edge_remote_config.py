@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import Agent
 from edge.config import CameraConfig, EdgeConfig
 from protos.mallpulse.v1 import telemetry_pb2
+from tests.support.mqtt import ack_for
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,8 @@ def config_doc(version: int, line_id: str, points: list[list[float]], **kw: Any)
 
 
 class Cloud:
-    """Publishes configs and records the device's windows and config verdicts."""
+    """Publishes configs, records the device's windows and config verdicts, and acknowledges
+    every envelope after "storing" it, as the ingest does (so the agent's outbox drains)."""
 
     def __init__(self, host: str, port: int, base: str) -> None:
         self.base = base
@@ -102,6 +104,7 @@ class Cloud:
         self.client.connect(host, port)
         self.client.subscribe(f"{base}/config/status", qos=1)
         self.client.subscribe(f"{base}/window", qos=1)
+        self.client.subscribe(f"{base}/health", qos=1)
         self.client.loop_start()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -109,8 +112,10 @@ class Cloud:
             if msg.topic.endswith("/config/status"):
                 if msg.payload:
                     self.verdicts.append(json.loads(msg.payload))
-            else:
+                return
+            if msg.topic.endswith("/window"):
                 self.windows.append(telemetry_pb2.Envelope.FromString(bytes(msg.payload)))
+        self.client.publish(*ack_for(msg.topic, bytes(msg.payload)), qos=1)
 
     def push(self, payload: bytes) -> dict[str, Any]:
         """Publish a retained config document and wait for the device's verdict."""
