@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import jwt
@@ -43,7 +44,7 @@ class CommitFailedError(CloudError):
     title = "Not saved"
 
 
-def _commit_error(exc: psycopg.Error) -> CloudError:
+def not_saved(exc: psycopg.Error) -> CloudError:
     """The answer to a failed COMMIT: 409 for a conflict, the client error the database found,
     else 503; each says that nothing was saved."""
     diag = getattr(exc, "diag", None)
@@ -57,15 +58,23 @@ def _commit_error(exc: psycopg.Error) -> CloudError:
     return CommitFailedError(f"nothing was saved: the commit failed ({reason}); retry later")
 
 
-def get_conn(pool: PoolDep) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled connection for one request, committed before the response is sent (a 2xx means
-    committed; a failed commit is the error response); rolled back on error."""
+@contextmanager
+def committing(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection committed on leaving the block, a failed COMMIT raised as the problem
+    the client gets (409, the database's client error, or 503); rolled back on error."""
     with pool.connection() as conn:
         yield conn
         try:
             conn.commit()
         except psycopg.Error as exc:
-            raise _commit_error(exc) from exc
+            raise not_saved(exc) from exc
+
+
+def get_conn(pool: PoolDep) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection for one request, committed before the response is sent (a 2xx means
+    committed; a failed commit is the error response); rolled back on error."""
+    with committing(pool) as conn:
+        yield conn
 
 
 # scope="function": the teardown (the commit) runs when the endpoint returns, before the response

@@ -8,10 +8,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import IO, Annotated
 
+import psycopg
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from cloud.api.deps import ConnDep, MarketerDep, PoolDep
+from cloud.api.deps import ConnDep, MarketerDep, PoolDep, committing, not_saved
 from cloud.api.routes.customers_deps import PiiExportDep, RulesDep
 from cloud.api.schemas.crm import ImportReport
 from cloud.crm.errors import CrmInvalidInputError
@@ -64,8 +65,12 @@ async def import_csv(
     spool, size = await _spool(request)
 
     def work() -> ImportReport:
-        with spool, pool.connection() as conn:
-            return ImportReport(**asdict(import_customers(conn, _chunks(spool), rules=rules)))
+        with spool, committing(pool) as conn:
+            try:  # the import is one transaction that commits inside: any refusal saved nothing
+                report = import_customers(conn, _chunks(spool), rules=rules)
+            except psycopg.Error as exc:
+                raise not_saved(exc) from exc
+            return ImportReport(**asdict(report))
 
     if size == 0:
         spool.close()

@@ -112,3 +112,29 @@ def test_a_commit_that_fails_is_an_error_not_201(
             "SELECT count(*) FROM crm_identifiers WHERE value = %s", (email,)
         ).fetchone()
     assert stored == (0,)
+
+
+def test_an_import_whose_commit_fails_is_an_error_not_200(
+    fresh_database: Callable[..., str], token_for: Any, settings: Settings
+) -> None:
+    """The CSV import commits in its own block: a COMMIT refused there is a 503 problem too."""
+    from cloud.api.app import create_app
+
+    url = fresh_database()
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(_TRIGGER.replace("{code}", "P0001"))
+    app = create_app(settings.model_copy(update={"database_url": url}))
+    email = f"imp-{uuid.uuid4().hex[:8]}@x.org"
+    csv_body = f"email,first_name\n{email},Failcommit\n".encode()
+    headers = {**token_for(Role.HQ_MARKETER), "Content-Type": "text/csv"}
+    for base in _serve(app):
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            res = http.post("/v1/customers/import", content=csv_body)
+            assert res.status_code == 503, res.text
+            assert res.headers["content-type"].startswith("application/problem+json")
+            assert "nothing was saved" in res.json()["detail"]
+    with psycopg.connect(url) as c:
+        stored = c.execute(
+            "SELECT count(*) FROM crm_identifiers WHERE value = %s", (email,)
+        ).fetchone()
+    assert stored == (0,)
