@@ -233,6 +233,9 @@ class ProblemDefaults:
 
 
 _WRITES = frozenset({"post", "put", "patch", "delete"})
+#: `openapi_extra` of a POST that only reads (a query sent as a body): it conflicts with nothing,
+#: so the shared 409 is not declared for it.
+READ_ONLY: dict[str, Any] = {"x-read-only": True}
 _METHODS = frozenset({"get", "head", "options", "trace", *_WRITES})
 
 
@@ -248,7 +251,7 @@ def _statuses_for(method: str, operation: dict[str, Any], rules: ProblemDefaults
         out.update(rules.with_body)
     if any(p.get("in") == "path" for p in params):
         out.update(rules.with_path)
-    if method in _WRITES:
+    if method in _WRITES and not operation.get("x-read-only"):
         out.update(rules.writes)
     return out
 

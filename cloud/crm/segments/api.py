@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from cloud.api.deps import ConnDep, MarketerDep
-from cloud.api.problems import problem_responses
+from cloud.api.problems import READ_ONLY, problem_responses
 from cloud.api.schemas.limits import PG_BIGINT_MAX, RowId
 from cloud.crm.segments import service
 from cloud.crm.segments.repository import SegmentRow
@@ -61,7 +61,11 @@ def list_segments(
     return [_public(s) for s in service.list_(conn, after=after, limit=limit)]
 
 
-@router.post("/v1/segments/preview", summary="Size and sample a rule without saving it")
+@router.post(
+    "/v1/segments/preview",
+    summary="Size and sample a rule without saving it",
+    openapi_extra=READ_ONLY,
+)
 def preview_segment(body: PreviewRequest, conn: ConnDep, _: MarketerDep) -> PreviewPublic:
     """How many profiles match the rule now, and a sample of them."""
     out = service.preview(conn, rule=body.rule, sample=body.sample_size)
