@@ -7,14 +7,11 @@ The machine's shared broker on 1883 is never touched: each test module starts it
 from __future__ import annotations
 
 import contextlib
-import getpass
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,65 +28,11 @@ from edge.uplink import Backoff
 from edge.uplink.mqtt import MqttUplink
 from edge.uplink.session import UplinkSession
 from protos.mallpulse.v1 import telemetry_pb2
-from tests.support.mqtt import ack_for
+from tests.support.mqtt import Broker, ack_for, wait_until
 
 pytestmark = pytest.mark.integration
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 IDENT = DeviceIdentity(device_id="gw-test-1", store_id="store-t")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-class Broker:
-    """A private Mosquitto with persistence that can be stopped and started again."""
-
-    def __init__(self, workdir: Path) -> None:
-        if not Path(MOSQUITTO).exists():
-            pytest.fail(f"mosquitto binary not found at {MOSQUITTO}")
-        self.port = free_port()
-        self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {workdir}/\n"
-            "max_queued_messages 100000\n"
-            f"user {getpass.getuser()}\n"  # as root, mosquitto would switch user and not save
-            "log_dest none\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail(f"mosquitto did not start on port {self.port}")
-
-    def stop(self) -> None:
-        """Graceful stop (SIGTERM): the broker saves sessions and queued messages."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 @pytest.fixture
