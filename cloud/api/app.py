@@ -19,8 +19,12 @@ from cloud.core.errors import SettingsError
 from cloud.core.security import RevocationCache
 from cloud.core.settings import Settings
 from cloud.crm.analytics.api import router as analytics_router
+from cloud.crm.automation.api import router as automation_router
 from cloud.crm.events.api import events_router
+from cloud.crm.experiments.api import router as experiments_router
 from cloud.crm.messaging import api as messaging_api
+from cloud.crm.messaging import api_inbox, api_push, api_tracking
+from cloud.crm.scoring.api import router as scoring_router
 from cloud.crm.segments.api import router as segments_router
 from cloud.db.pool import open_pool
 
@@ -63,8 +67,17 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
     app.state.token_revocations = RevocationCache(settings.token_revocation_cache_s)
     for router in ROUTERS:
         app.include_router(router)
-    app.include_router(messaging_api.router)  # issue 14: the messaging hub
-    app.include_router(analytics_router)
-    app.include_router(events_router)
-    app.include_router(segments_router)
+    for feature_router in (
+        messaging_api.router,  # the messaging hub: templates, send, status
+        api_tracking.router,  # delivery webhooks, opens, clicks
+        api_inbox.router,  # the unified inbox
+        api_push.router,  # web push subscriptions
+        analytics_router,
+        events_router,
+        segments_router,
+        automation_router,
+        scoring_router,
+        experiments_router,
+    ):
+        app.include_router(feature_router)
     return app

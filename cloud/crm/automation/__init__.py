@@ -1,0 +1,1 @@
+"""Marketing automation: durable customer workflows (issue 15)."""

@@ -1,0 +1,1 @@
+"""Experiments: assignment, sample size and analysis (issue 18)."""

@@ -1,0 +1,7 @@
+"""Messaging: the tracking routes (filled in by the feature)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["messaging"])

@@ -1,0 +1,1 @@
+"""Lead scoring and qualification, next-stage prediction and journey analytics (issue 16)."""

@@ -1,0 +1,7 @@
+"""The scoring API (routes are added by the feature)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["scoring"])
