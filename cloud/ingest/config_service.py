@@ -17,6 +17,7 @@ import grpc
 from psycopg_pool import ConnectionPool
 
 from cloud.core.errors import AuthenticationError
+from cloud.core.security import RevocationCache
 from cloud.core.settings import Settings
 from cloud.db.repositories import devices_config as repo
 from cloud.ingest.config_hub import ConfigWatchHub
@@ -43,10 +44,16 @@ class DeviceConfigServicer(config_pb2_grpc.DeviceConfigServiceServicer):
         self.settings = settings
         self.pool = pool
         self.hub = ConfigWatchHub(settings.database_url)  # one LISTEN for all watches
+        self.revocations = RevocationCache(settings.token_revocation_cache_s)
 
     def _caller(self, device_id: str, context: grpc.ServicerContext) -> Caller:
         try:
-            caller = authenticate(self.settings, self.pool, context.invocation_metadata())
+            caller = authenticate(
+                self.settings,
+                self.pool,
+                context.invocation_metadata(),
+                revocations=self.revocations,
+            )
         except AuthenticationError as exc:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
         if caller.device_id is not None and caller.device_id != device_id:

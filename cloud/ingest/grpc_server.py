@@ -21,9 +21,10 @@ import grpc
 from psycopg_pool import ConnectionPool
 
 from cloud.core.errors import AuthenticationError
-from cloud.core.security import Role, decode_token
+from cloud.core.security import RevocationCache, Role, decode_token
 from cloud.core.settings import Settings
 from cloud.db.repositories import devices, telemetry
+from cloud.db.repositories.auth import is_token_revoked
 from cloud.ingest.errors import IngestError
 from cloud.ingest.service import IngestService, Status
 from cloud.ingest.validate import Incoming
@@ -46,8 +47,13 @@ class Caller:
     label: str
 
 
-def authenticate(settings: Settings, pool: ConnectionPool, metadata: Any) -> Caller:
-    """The caller of a stream from its `authorization` metadata; AuthenticationError if none."""
+def authenticate(
+    settings: Settings, pool: ConnectionPool, metadata: Any, *, revocations: RevocationCache
+) -> Caller:
+    """The caller of a stream from its `authorization` metadata; AuthenticationError if none.
+
+    A bearer token revoked with `mallpulse cloud token revoke` is refused here as by the HTTP API
+    (the answer is cached for `token_revocation_cache_s`)."""
     header = dict((k.lower(), v) for k, v in metadata or ()).get("authorization", "")
     scheme, _, token = str(header).partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -59,6 +65,14 @@ def authenticate(settings: Settings, pool: ConnectionPool, metadata: Any) -> Cal
             raise AuthenticationError("unknown device or wrong device secret")
         return Caller(found[0], f"device:{found[0]}")
     principal = decode_token(settings, token)
+    if principal.token_id is not None:
+
+        def lookup(jti: str) -> bool:
+            with pool.connection() as conn:
+                return is_token_revoked(conn, jti)
+
+        if revocations.is_revoked(principal.token_id, lookup):
+            raise AuthenticationError("the bearer token has been revoked; request a new one")
     if principal.role is Role.DEVICE:
         return Caller(principal.subject, f"device:{principal.subject}")
     if principal.role is Role.ADMIN:
@@ -73,13 +87,19 @@ class TelemetryIngestServicer(ingest_pb2_grpc.TelemetryIngestServicer):
         self.settings = settings
         self.service = service
         self.batch_size = batch_size
+        self.revocations = RevocationCache(settings.token_revocation_cache_s)
 
     def StreamEnvelopes(  # noqa: N802 - name fixed by the generated base class
         self, request_iterator: Iterator[telemetry_pb2.Envelope], context: grpc.ServicerContext
     ) -> Iterator[ingest_pb2.Ack]:
         """Envelopes in, one Ack per envelope out, each sent after its batch commits."""
         try:
-            caller = authenticate(self.settings, self.service.pool, context.invocation_metadata())
+            caller = authenticate(
+                self.settings,
+                self.service.pool,
+                context.invocation_metadata(),
+                revocations=self.revocations,
+            )
         except AuthenticationError as exc:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.detail)
         inbox: queue.Queue[object] = queue.Queue()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import jwt
 import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.core.security import Role, issue_token
 from cloud.core.settings import Settings
+from cloud.db.repositories.auth import revoke_token
 from cloud.db.repositories.devices import create_device, create_store
 from cloud.ingest.grpc_server import build_server
 from cloud.ingest.mqtt import MqttIngest, MqttIngestConfig
@@ -203,6 +205,21 @@ def test_grpc_refuses_unauthenticated_callers(
     with pytest.raises(grpc.RpcError) as err:
         _stream(grpc_stub, [_env(fleet, 1)], token)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_grpc_refuses_a_revoked_token(
+    grpc_stub: Any, fleet: dict[str, str], settings: Settings, pg_pool: Any
+) -> None:
+    relay = issue_token(settings, subject="simulator", role=Role.ADMIN)
+    jti = jwt.decode(relay, options={"verify_signature": False})["jti"]
+    with pg_pool.connection() as conn:
+        assert revoke_token(conn, jti=jti, keep_for=timedelta(hours=1), reason="test")
+    with pytest.raises(grpc.RpcError) as err:
+        _stream(grpc_stub, [_env(fleet, 11)], relay)
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "revoked" in (err.value.details() or "")
+    other = issue_token(settings, subject="simulator", role=Role.ADMIN)  # not revoked: accepted
+    assert _stream(grpc_stub, [_env(fleet, 12)], other)[0].status == ingest_pb2.ACK_STATUS_ACCEPTED
 
 
 def test_a_status_with_an_impossible_time_is_dead_lettered_not_raised(
