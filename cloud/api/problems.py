@@ -100,7 +100,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _cloud_error(request: Request, exc: CloudError) -> JSONResponse:
         if exc.status >= 500:
             log.error("server error: %s", exc.detail)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        # the scheme the route authenticates with: Bearer, unless the error names its own
+        # (the events collection routes take write keys as HTTP Basic, as Segment does)
+        challenge = str(getattr(exc, "challenge", "Bearer"))
+        headers = {"WWW-Authenticate": challenge} if exc.status == 401 else None
         return problem(
             request,
             exc.status,
