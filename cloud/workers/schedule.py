@@ -34,5 +34,9 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "events-retention": ("events.retention", _HOUR),
         # messaging: work the message outbox (sends, deferrals that came due, retries)
         "messaging-dispatch": ("messaging.dispatch", 5.0),
+        # automation: triggers from events, due steps, schedule/date/churn triggers
+        "automation-triggers": ("automation.triggers", 2.0),
+        "automation-advance": ("automation.advance", 2.0),
+        "automation-periodic": ("automation.periodic", 60.0),
     }
     return {name: {"task": task, "schedule": float(s)} for name, (task, s) in every.items()}
