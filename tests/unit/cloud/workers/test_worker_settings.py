@@ -30,6 +30,9 @@ ALL_ENTRIES = {
     "segments-snapshot",
     "events-ensure-partitions",
     "events-retention",
+    "automation-triggers",
+    "automation-advance",
+    "automation-periodic",
 }
 _PRINT_SCHEDULE = (
     "from cloud.workers.app import celery_app\n"
