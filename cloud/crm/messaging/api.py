@@ -13,11 +13,13 @@ from cloud.api.problems import problem_responses
 from cloud.api.routes.customers_deps import IdempotencyKeyDep
 from cloud.api.schemas.limits import PG_BIGINT_MAX, RowId
 from cloud.crm.messaging import repository as repo
-from cloud.crm.messaging import service, unsubscribe
+from cloud.crm.messaging import selection, service, unsubscribe
 from cloud.crm.messaging.config import messaging_config
 from cloud.crm.messaging.dispatch import find_template
 from cloud.crm.messaging.errors import MessagingInvalidInputError, MessagingNotFoundError
 from cloud.crm.messaging.schemas import (
+    ArmPosterior,
+    ChannelPreferences,
     InboxItem,
     Locale,
     MessageChannel,
@@ -133,15 +135,52 @@ def _stored(conn: ConnDep, name: str, channel: str, locale: str | None) -> Templ
     responses=problem_responses(404),
 )
 def send_message(
-    body: SendRequest, conn: ConnDep, _: MarketerDep, key: IdempotencyKeyDep
+    body: SendRequest,
+    conn: ConnDep,
+    _: MarketerDep,
+    key: IdempotencyKeyDep,
+    settings: SettingsDep,
 ) -> MessagePublic:
-    """Queue once per key."""
+    """Queue once per key; without a channel the bandit picks it (a `choose` decision)."""
+    cfg = messaging_config(settings)
     out = service.send(
-        conn, profile_id=body.profile_id, channel=body.channel.value, template=body.template,
-        variables=body.variables, purpose=body.purpose, priority=body.priority,
-        locale=body.locale, idempotency_key=key,
+        conn, profile_id=body.profile_id, channel=body.channel.value if body.channel else None,
+        template=body.template, variables=body.variables, purpose=body.purpose,
+        priority=body.priority, locale=body.locale, idempotency_key=key,
+        best_time=body.send_time == "best", policy=cfg.policy,
+        configured=set(cfg.channels) | set(getattr(cfg, "routes", {})),
     )  # fmt: skip
     return MessagePublic.model_validate(out)
+
+
+@router.get(
+    "/v1/customers/{profile_id}/channel-preferences",
+    summary="The bandit's posterior per channel and send hour",
+    description="Beta posteriors (segment prior plus the customer's own settled messages) of"
+    " the engagement rate per channel and per local send-hour bucket. The customer's trials"
+    " whose outcome window has passed are settled first.",
+    responses=problem_responses(404),
+)
+def channel_preferences(
+    profile_id: RowId, conn: ConnDep, _: MarketerDep, settings: SettingsDep
+) -> ChannelPreferences:
+    """Posterior means and 90 % intervals."""
+    live = service.live_profile(conn, profile_id)
+    prefs = selection.preferences(conn, live, policy=messaging_config(settings).policy)
+
+    def view(a: selection.ArmView) -> ArmPosterior:
+        low, high = a.posterior.interval(0.9)
+        return ArmPosterior(
+            arm=a.arm, trials=a.trials, successes=a.successes, prior_alpha=a.prior.alpha,
+            prior_beta=a.prior.beta, alpha=a.posterior.alpha, beta=a.posterior.beta,
+            mean=a.posterior.mean, low=low, high=high,
+        )  # fmt: skip
+
+    return ChannelPreferences(
+        profile_id=live, time_zone=prefs.time_zone, window_h=prefs.window_h,
+        bucket_h=selection.DEFAULT.bucket_h, segments=prefs.segments,
+        channels=[view(a) for a in prefs.channels], hours=[view(a) for a in prefs.hours],
+    )  # fmt: skip
 
 
 @router.get(PREFIX + "/messages/{message_id}", summary="A message's status and decisions")

@@ -85,7 +85,16 @@ class SendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     profile_id: int = Field(ge=1, le=PG_BIGINT_MAX, description="The customer.")
-    channel: MessageChannel = Field(description="The channel.")
+    channel: MessageChannel | None = Field(
+        default=None,
+        description="The channel; none: the bandit picks the customer's best one among those"
+        " with the template, an address and (for marketing) consent.",
+    )
+    send_time: Literal["now", "best"] = Field(
+        default="now",
+        description="best: the bandit also picks the send hour (in the customer's time zone),"
+        " set as `not_before`.",
+    )
     template: TemplateName
     variables: JsonObject = Field(default_factory=dict, description="Template variables.")
     purpose: Literal["transactional", "marketing"] = Field(
@@ -144,3 +153,30 @@ class Unsubscribed(BaseModel):
 
     channel: str
     unsubscribed: bool
+
+
+class ArmPosterior(BaseModel):
+    """The bandit's belief about one channel or local hour bucket for one customer."""
+
+    arm: str = Field(description="The channel, or the bucket's local start hour.")
+    trials: int = Field(description="The customer's settled marketing messages on this arm.")
+    successes: int = Field(description="Of those, engaged within the outcome window.")
+    prior_alpha: float = Field(description="Segment prior (pooled, shrunk): alpha.")
+    prior_beta: float = Field(description="Segment prior: beta.")
+    alpha: float = Field(description="Posterior alpha.")
+    beta: float = Field(description="Posterior beta.")
+    mean: float = Field(description="Posterior mean engagement rate.")
+    low: float = Field(description="5 % quantile of the posterior.")
+    high: float = Field(description="95 % quantile of the posterior.")
+
+
+class ChannelPreferences(BaseModel):
+    """A customer's posterior per channel and per local send-hour bucket."""
+
+    profile_id: int
+    time_zone: str = Field(description="The zone the hour buckets are in.")
+    window_h: int = Field(description="Hours after a send an engagement counts.")
+    bucket_h: int = Field(description="Hours in each bucket.")
+    segments: list[int] = Field(description="Segments whose pooled counts form the prior.")
+    channels: list[ArmPosterior]
+    hours: list[ArmPosterior]

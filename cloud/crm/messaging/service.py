@@ -3,19 +3,21 @@ in-app inbox, unsubscribe and delivery receipts. Callers own the transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
 
 from cloud.crm.idempotency import request_hash
 from cloud.crm.messaging import repository as repo
+from cloud.crm.messaging import selection
 from cloud.crm.messaging.channels.base import DeliveryReceipt, ReceiptStatus
 from cloud.crm.messaging.errors import (
     MessagingConflictError,
     MessagingInvalidInputError,
     MessagingNotFoundError,
 )
-from cloud.crm.messaging.policy import Priority, Purpose
+from cloud.crm.messaging.policy import PolicyConfig, Priority, Purpose
 from cloud.db.repositories import crm_identity as id_repo
 
 Conn = psycopg.Connection[Any]
@@ -35,6 +37,11 @@ def _live(conn: Conn, profile_id: int) -> int:
     if live is None:
         raise MessagingNotFoundError(f"customer {profile_id} does not exist")
     return live
+
+
+def live_profile(conn: Conn, profile_id: int) -> int:
+    """The live id of a customer (following merges); not found: MessagingNotFoundError."""
+    return _live(conn, profile_id)
 
 
 def address_of(conn: Conn, profile_id: int, channel: str) -> str:
@@ -58,30 +65,41 @@ def send(
     conn: Conn,
     *,
     profile_id: int,
-    channel: str,
+    channel: str | None,
     template: str,
     variables: dict[str, Any],
     purpose: Purpose,
     priority: Priority,
     locale: str | None,
     idempotency_key: str,
+    best_time: bool = False,
+    configured: Collection[str] | None = None,
+    policy: PolicyConfig | None = None,
 ) -> dict[str, Any]:
     """Queue a message once per idempotency key; the policy runs when it leaves.
 
-    A retry with the same key and body returns the first message (`replayed`); the same key with
-    another body is a conflict.
+    No `channel`: the bandit picks one (selection.py); `best_time`: it also picks the local send
+    hour (`not_before`). A retry with the same key and body returns the first message
+    (`replayed`); the same key with another body is a conflict.
     """
     live = _live(conn, profile_id)
     request = {
         "profile_id": live, "channel": channel, "template": template, "variables": variables,
         "purpose": purpose, "priority": priority, "locale": locale,
     }  # fmt: skip
+    if best_time:
+        request["best_time"] = True
     digest = request_hash(request)
+    chosen = selection.plan(
+        conn, profile_id=live, channel=channel, template=template, purpose=purpose,
+        best_time=best_time, address=address_of, configured=configured, policy=policy,
+    )  # fmt: skip
     message_id, created = repo.enqueue(
         conn,
         profile_id=live,
-        channel=channel,
-        address=address_of(conn, live, channel),
+        channel=chosen.channel,
+        address=address_of(conn, live, chosen.channel),
+        not_before=chosen.not_before,
         template=template,
         payload={**variables, "_request": digest},
         purpose=purpose,
@@ -95,6 +113,11 @@ def send(
         raise MessagingConflictError(
             f"Idempotency-Key {idempotency_key!r} was already used with a different request"
         )
+    if created:
+        selection.record(
+            conn, message_id=message_id, profile_id=live, purpose=purpose, chosen=chosen,
+            policy=policy,
+        )  # fmt: skip
     return {**public(row), "replayed": not created}
 
 
