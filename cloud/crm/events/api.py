@@ -3,24 +3,77 @@ routes of sources, tracking plans and violations are in cloud.crm.events.api_adm
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from cloud.api.deps import ConnDep
+from cloud.api.deps import ConnDep, get_pool
 from cloud.api.problems import problem, problem_responses
 from cloud.api.routes.customers_deps import RulesDep
 from cloud.core.errors import CloudError, InvalidInputError
 from cloud.crm.events import api_admin, service, sources
 from cloud.crm.events.schemas import MAX_BODY_BYTES, BatchIn, BatchResult, CallIn, SingleIn
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+
+def basic_user(request: Request) -> str | None:
+    """The user name of the request's HTTP Basic credentials (the write key), if any."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        user = base64.b64decode(token, validate=True).decode().partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user or None
+
+
+def body_key(raw: bytes) -> str | None:
+    """The `writeKey` of a JSON body, if it has a usable one (the body need not be valid)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    key = data.get("writeKey", data.get("write_key")) if isinstance(data, dict) else None
+    return key if isinstance(key, str) and key else None
+
+
+def _authenticate_request(request: Request, raw: bytes) -> None:
+    """WriteKeyError unless the request carries the write key of a live source."""
+    with get_pool(request).connection() as conn:
+        sources.authenticate(conn, basic_user(request) or body_key(raw))
+
+
+class _WriteKeyRoute(APIRoute):
+    """A collection route: a request without a live write key is a 401 whatever its body is
+    (FastAPI validates the body before the handler could authenticate: 422 first)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated_first(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError:
+                await run_in_threadpool(_authenticate_request, request, await request.body())
+                raise
+
+        return authenticated_first
+
+
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=_WriteKeyRoute)
 sdk_router = APIRouter(tags=["events"])
 
 _basic = HTTPBasic(
@@ -52,10 +105,10 @@ def _single(kind: Literal["track", "identify", "page", "screen", "alias"]) -> An
     def collect_one(
         body: SingleIn, conn: ConnDep, rules: RulesDep, creds: WriteKeyAuth
     ) -> BatchResult:
+        source = sources.authenticate(conn, _key(creds, body.write_key))
         if body.type is not None and body.type != kind:
             raise InvalidInputError(f"`type` is {body.type!r} but this endpoint takes {kind!r}")
         call = _as_call(body.model_dump(by_alias=True, exclude={"write_key"}) | {"type": kind})
-        source = sources.authenticate(conn, _key(creds, body.write_key))
         return service.ingest(
             conn, source=source, calls=[call], received_at=datetime.now(UTC), rules=rules
         )
@@ -111,16 +164,18 @@ def collect_browser(
     """The SDK's endpoint: a text/plain JSON batch (no CORS preflight, usable by sendBeacon),
     the write key in the body; every answer, errors included, is readable cross-origin."""
     try:
+        source = sources.authenticate(conn, body_key(raw))  # 401 before the body is judged
         body = _parse_batch(raw)
-        source = sources.authenticate(conn, body.write_key)
         result = service.ingest(
             conn, source=source, calls=body.batch, received_at=datetime.now(UTC),
             sent_at=body.sent_at, context=body.context, rules=rules,
         )  # fmt: skip
     except CloudError as exc:
+        challenge = getattr(exc, "challenge", None)
+        auth = {"WWW-Authenticate": str(challenge)} if exc.status == 401 and challenge else {}
         return problem(
             request, exc.status, exc.title, exc.detail, slug=exc.slug, errors=exc.errors,
-            headers=CORS,
+            headers={**CORS, **auth},
         )  # fmt: skip
     return JSONResponse(result.model_dump(mode="json"), headers=CORS)
 

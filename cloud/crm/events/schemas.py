@@ -3,6 +3,7 @@ the source, tracking-plan and violation endpoints."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
@@ -36,19 +37,30 @@ _full_check = cast(
 _SCALARS = (str, int, float, bool, type(None))
 
 
+_NOT_FINITE = "numbers must be finite (NaN and Infinity are not JSON and cannot be stored)"
+
+
 def _bounded_properties(value: object) -> object:
     """The shared JSON bounds, with a fast path for the usual flat object that is clearly
-    small: every value a scalar and at most 4 bytes per character well under the limit."""
+    small: every value a scalar and at most 4 bytes per character well under the limit.
+    NaN and infinities (Python's JSON reader takes them) are refused: jsonb cannot hold them."""
     if isinstance(value, dict) and len(value) <= MAX_KEYS:
         chars = 0
         for k, v in value.items():
             if not isinstance(v, _SCALARS):
                 break
+            if v.__class__ is float and v - v != 0.0:  # NaN or an infinity
+                raise ValueError(_NOT_FINITE)
             chars += len(k) + (len(v) if isinstance(v, str) else 24) + 6
         else:
             if chars * 4 + 2 <= MAX_BYTES:
                 return value
-    return _full_check(value)
+    checked = _full_check(value)
+    try:
+        json.dumps(checked, allow_nan=False, default=str)
+    except ValueError as exc:
+        raise ValueError(_NOT_FINITE) from exc
+    return checked
 
 
 #: properties and traits of one call: 8 levels, 200 keys, 32 KiB (oversized is a 422).

@@ -4,6 +4,7 @@ transaction the service owns."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+from pydantic_core import to_json
 
 from cloud.crm.errors import CrmInvalidInputError
 from cloud.crm.events import clock, identify
@@ -214,7 +216,7 @@ def _row(
     return (
         p.occurred_at, received_at, source_id, p.message_id, c.type,
         _name(c) if c.type != "identify" else None, profile, c.anonymous_id, c.user_id,
-        Jsonb(props), _text(props.get("store_id")), _decimal(props.get("revenue")),
+        Jsonb(props, to_json), _text(props.get("store_id")), _decimal(props.get("revenue")),
     )  # fmt: skip
 
 
@@ -224,6 +226,8 @@ def _text(value: Any) -> str | None:
 
 def _decimal(value: Any) -> Decimal | None:
     """A promoted revenue: a finite number or numeric string, else None (kept in properties)."""
+    if type(value) is float:  # the usual case, without a round trip through Decimal's parser
+        return Decimal(repr(value)) if math.isfinite(value) and abs(value) < 1e15 else None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:

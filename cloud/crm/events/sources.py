@@ -19,6 +19,12 @@ Conn = psycopg.Connection[Any]
 KEY_PREFIX = "mpwk_"
 
 
+class WriteKeyError(AuthenticationError):
+    """No write key, or one no live source has: a 401 challenging for HTTP Basic."""
+
+    challenge = 'Basic realm="mallpulse-events"'
+
+
 def hash_key(write_key: str) -> str:
     """SHA-256 (hex) of a write key: what the database keeps."""
     return hashlib.sha256(write_key.encode()).hexdigest()
@@ -46,14 +52,14 @@ def create_source(
 
 
 def authenticate(conn: Conn, write_key: str | None) -> Source:
-    """The live source of a write key; AuthenticationError for none, an unknown or revoked key."""
+    """The live source of a write key; WriteKeyError for none, an unknown or revoked key."""
     if not write_key:
-        raise AuthenticationError(
+        raise WriteKeyError(
             "a write key is required (HTTP Basic user name, or `writeKey` in the body)"
         )
     source = repo.source_by_key_hash(conn, hash_key(write_key))
     if source is None:
-        raise AuthenticationError("unknown or revoked write key")
+        raise WriteKeyError("unknown or revoked write key")
     return source
 
 

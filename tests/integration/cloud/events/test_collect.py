@@ -3,12 +3,14 @@ correction, promoted keys, and bad input answered with a problem body (never a 5
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cloud.core.security import Role
@@ -103,6 +105,49 @@ def test_write_keys_are_source_scoped(client: TestClient, token_for: Any) -> Non
     assert client.post("/v1/events/batch", json=body, headers=marketer).status_code == 401
 
 
+_BAD = {"batch": [{"type": "track"}]}  # no event, nobody: a 422 once authenticated
+
+
+@pytest.mark.parametrize(
+    ("path", "auth", "body", "status"),
+    [
+        ("batch", None, _BAD, 401),
+        ("batch", None, b"{not json", 401),
+        ("batch", "mpwk_unknown", _BAD, 401),
+        ("batch", "mpwk_unknown", b"{not json", 401),
+        ("batch", "live", _BAD, 422),
+        ("batch", "live", b"{not json", 422),
+        ("batch", "in-body", _BAD, 422),
+        ("track", None, {"properties": "nope"}, 401),
+        ("track", "mpwk_unknown", {"properties": "nope"}, 401),
+        ("track", "live", {"properties": "nope"}, 422),
+        ("identify", None, {"type": "track", "userId": "u"}, 401),
+        ("identify", "live", {"type": "track", "userId": "u"}, 422),
+        ("collect", None, b"[]", 401),
+        ("collect", "in-body", {"batch": []}, 422),
+    ],
+)
+def test_credentials_are_judged_before_the_body(
+    client: TestClient, make_source: MakeSource, path: str, auth: str | None, body: Any,
+    status: int,
+) -> None:  # fmt: skip
+    """Without a live write key the answer is a 401 challenging for Basic, whatever the body;
+    with one, a bad body is a 422."""
+    _, key = make_source()
+    if isinstance(body, dict) and auth == "in-body":
+        body = {**body, "writeKey": key}
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    creds = basic(key if auth == "live" else auth) if auth not in (None, "in-body") else None
+    res = client.post(
+        f"/v1/events/{path}", content=raw, auth=creds,
+        headers={"Content-Type": "text/plain" if path == "collect" else "application/json"},
+    )  # fmt: skip
+    assert res.status_code == status, res.text
+    assert res.headers["content-type"] == "application/problem+json"
+    if status == 401:
+        assert res.headers["www-authenticate"].startswith("Basic ")
+
+
 def test_bad_input_is_a_problem_never_a_500(client: TestClient, make_source: MakeSource) -> None:
     _, key = make_source()
     huge = {"blob": "x" * 40_000}
@@ -115,9 +160,15 @@ def test_bad_input_is_a_problem_never_a_500(client: TestClient, make_source: Mak
         {"batch": [_track(timestamp="yesterday")]},
         {"batch": [_track(timestamp="2026-01-01T00:00:00")]},  # no offset
         {"batch": [{"type": "nope", "anonymousId": "a"}]},
+        {"batch": [_track(properties={"price": float("nan")})]},  # jsonb cannot hold NaN
+        {"batch": [_track(properties={"cart": {"total": float("inf")}})]},
     ]
     for body in cases:
-        res = client.post("/v1/events/batch", json=body, auth=basic(key))
+        raw = json.dumps(body).encode()  # NaN and Infinity as Python writes them
+        res = client.post(
+            "/v1/events/batch", content=raw, auth=basic(key),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
         assert res.status_code == 422, (body, res.text)
         assert res.headers["content-type"] == "application/problem+json"
     raw = client.post(
@@ -131,13 +182,12 @@ def test_collect_takes_text_plain_with_the_key_in_the_body(
     client: TestClient, make_source: MakeSource, pg_pool: Any
 ) -> None:
     source, key = make_source()
-    import json
-
     body = json.dumps({"writeKey": key, "batch": [_track()]})
     res = client.post("/v1/events/collect", content=body, headers={"Content-Type": "text/plain"})
     assert res.status_code == 200, res.text
     assert res.headers["access-control-allow-origin"] == "*"
-    bad = client.post("/v1/events/collect", content=b"[]", headers={"Content-Type": "text/plain"})
+    empty = json.dumps({"writeKey": key, "batch": []})
+    bad = client.post("/v1/events/collect", content=empty, headers={"Content-Type": "text/plain"})
     assert bad.status_code == 422 and bad.headers["access-control-allow-origin"] == "*"
     nokey = json.dumps({"batch": [_track()]})
     assert client.post("/v1/events/collect", content=nokey).status_code == 401
