@@ -38,5 +38,7 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "automation-triggers": ("automation.triggers", 2.0),
         "automation-advance": ("automation.advance", 2.0),
         "automation-periodic": ("automation.periodic", 60.0),
+        # experiments: daily result snapshots of running experiments
+        "experiments-snapshot": ("crm.experiments_snapshot", _DAY),
     }
     return {name: {"task": task, "schedule": float(s)} for name, (task, s) in every.items()}

@@ -33,6 +33,7 @@ ALL_ENTRIES = {
     "automation-triggers",
     "automation-advance",
     "automation-periodic",
+    "experiments-snapshot",
 }
 _PRINT_SCHEDULE = (
     "from cloud.workers.app import celery_app\n"
