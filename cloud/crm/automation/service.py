@@ -122,7 +122,14 @@ def remove(conn: Conn, workflow_id: int, profile_id: int, *, actor: str) -> bool
                             now=datetime.now(UTC), reason=f"removed by {actor}")  # fmt: skip
 
 
-def migrate(conn: Conn, workflow_id: int, *, from_version: int, mapping: dict[str, str]) -> int:
+def migrate(
+    conn: Conn,
+    workflow_id: int,
+    *,
+    from_version: int,
+    mapping: dict[str, str],
+    now: datetime | None = None,
+) -> int:
     """Move the live executions of `from_version` to the current version, each from its node
     to mapping[node]; a node with executions and no mapping, or a target the current version
     lacks, is a 422 naming it. Returns how many moved."""
@@ -141,15 +148,15 @@ def migrate(conn: Conn, workflow_id: int, *, from_version: int, mapping: dict[st
     if errs:
         raise AutomationInvalidError("the node mapping is incomplete or names unknown nodes",
                                      errors=[e.as_error() for e in errs])  # fmt: skip
-    now = datetime.now(UTC)
+    at = now or datetime.now(UTC)
     for ex in rows:
         to = mapping[ex.node_id]
         repo.set_version(conn, ex.id, wf.current_version, to)
         moved = repo.get_execution(conn, ex.id)
         assert moved is not None
-        repo.log(conn, moved, to, "migrated", now,
+        repo.log(conn, moved, to, "migrated", at,
                  detail=f"from version {from_version} node {ex.node_id}")  # fmt: skip
-        repo.schedule(conn, ex.id, now)
+        repo.schedule(conn, ex.id, at)
     return len(rows)
 
 
