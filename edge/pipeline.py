@@ -12,8 +12,15 @@ from typing import Any
 import numpy as np
 
 from edge.aggregate.windows import WindowClock, envelope, window_report
+from edge.analytics.age_gender import DlibAgeGender
 from edge.analytics.camera import CameraAnalytics
-from edge.analytics.demographics import DemographicsStage, OnnxAgeGender, YuNetFaceDetector
+from edge.analytics.demographics import (
+    AgeGenderEstimator,
+    DemographicsStage,
+    OnnxAgeGender,
+    YuNetFaceDetector,
+)
+from edge.analytics.faces import QualityGate
 from edge.analytics.types import FrameTracks
 from edge.config import CameraConfig, EdgeConfig
 from edge.config.files import demographics_models
@@ -294,10 +301,20 @@ def build_demographics(
         return None
     # One rule for model files (edge/config/files.py): relative to the models folder.
     face, age_gender = demographics_models(config, base_dir)
-    estimator = OnnxAgeGender(age_gender) if age_gender is not None else None
+    estimator: AgeGenderEstimator | None = None
+    if age_gender is not None:
+        dlib = age_gender.suffix in (".yaml", ".yml")
+        estimator = DlibAgeGender(age_gender) if dlib else OnnxAgeGender(age_gender)
+    gate = QualityGate(
+        min_face_px=demo.min_face_px,
+        max_yaw=demo.max_yaw,
+        max_roll_deg=demo.max_roll_deg,
+        min_sharpness=demo.min_sharpness,
+    )
     return DemographicsStage(
         YuNetFaceDetector(face),
         estimator,
         sample_every_s=demo.sample_every_s,
         max_samples=demo.max_samples_per_track,
+        gate=gate,
     )

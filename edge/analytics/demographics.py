@@ -1,8 +1,11 @@
-"""Aggregate demographics: YuNet faces on tracked people, an age/gender ONNX model, one vote each.
+"""Aggregate demographics: YuNet faces on tracked people, age and gender, one vote per track.
 
-Age/gender contract (docs/edge-vision.md): input [1, 3, 96, 96] float32, a BGR 0-255 face crop;
-output [1, 3] = (female score, male score, age / 100). Faces never leave this module: only
-counts by age band and gender do.
+Estimators: the shipped dlib-models networks (edge.analytics.age_gender.DlibAgeGender, faces
+aligned on YuNet's landmarks), or any ONNX model of the "genderage" contract (OnnxAgeGender:
+input [1, 3, 96, 96] float32, a BGR 0-255 face crop; output [1, 3] = (female score, male score,
+age / 100)). A quality gate (edge.analytics.faces.QualityGate: size, pose, blur) keeps faces the
+models cannot read out of the vote. Faces never leave this module: only counts by age band and
+gender do.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.analytics.faces import FaceRow, QualityGate, Rejection
 from edge.detect.errors import ModelFormatError
 from edge.detect.types import Frame
 from edge.track.types import Track
@@ -42,17 +46,20 @@ def age_band(age: float) -> int:
 
 
 class FaceDetector(Protocol):
-    """Finds faces on a BGR image; returns (N, 5) rows x, y, w, h, score."""
+    """Finds faces on a BGR image; rows x, y, w, h, score, then optionally five landmarks
+    (edge.analytics.faces: 15 columns)."""
 
     def faces(self, image: Frame) -> npt.NDArray[np.float32]:
-        """Face boxes on `image`."""
+        """Face rows on `image`."""
         ...
 
 
 class AgeGenderEstimator(Protocol):
-    """Estimates (female score, male score, age in years) from a face crop."""
+    """Estimates (female score, male score, age in years) of a face row on an image."""
 
-    def estimate(self, face: Frame) -> tuple[float, float, float]:
+    needs_landmarks: bool
+
+    def estimate(self, image: Frame, row: FaceRow) -> tuple[float, float, float]:
         """Scores and age of one face."""
         ...
 
@@ -66,17 +73,19 @@ class YuNetFaceDetector:
         self._net = cv2.FaceDetectorYN.create(str(model), "", (320, 320), score_threshold)
 
     def faces(self, image: Frame) -> npt.NDArray[np.float32]:
-        """(N, 5) face boxes x, y, w, h, score in `image` pixels."""
+        """(N, 15) face rows x, y, w, h, score, then the five landmarks, in `image` pixels."""
         h, w = image.shape[:2]
         self._net.setInputSize((w, h))
         _, found = self._net.detect(image)
         if found is None:
-            return np.zeros((0, 5), np.float32)
-        return np.asarray(found[:, [0, 1, 2, 3, 14]], np.float32)
+            return np.zeros((0, 15), np.float32)
+        return np.asarray(found[:, [0, 1, 2, 3, 14, *range(4, 14)]], np.float32)
 
 
 class OnnxAgeGender:
     """Age/gender model on onnxruntime, checked against the documented contract at load."""
+
+    needs_landmarks = False
 
     def __init__(self, model: Path, *, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -95,9 +104,14 @@ class OnnxAgeGender:
             raise ModelFormatError(f"{model}: output {out.shape}, contract is [1, 3]")
         self._input = inp.name
 
-    def estimate(self, face: Frame) -> tuple[float, float, float]:
-        """(female score, male score, age in years) of a face crop."""
-        crop = cv2.resize(face, (FACE_SIZE, FACE_SIZE))
+    def estimate(self, image: Frame, row: FaceRow) -> tuple[float, float, float]:
+        """(female score, male score, age in years) of the face box `row` on `image`."""
+        h, w = image.shape[:2]
+        x, y, fw, fh = (float(v) for v in row[:4])
+        face = image[max(int(y), 0) : min(int(y + fh), h), max(int(x), 0) : min(int(x + fw), w)]
+        if face.size == 0:
+            raise ValueError("the face box lies outside the image")
+        crop = cv2.resize(np.ascontiguousarray(face), (FACE_SIZE, FACE_SIZE))
         blob = crop.transpose(2, 0, 1)[None].astype(np.float32)
         female, male, age = self._session.run(None, {self._input: blob})[0][0].tolist()
         return float(female), float(male), float(age) * 100.0
@@ -106,7 +120,7 @@ class OnnxAgeGender:
 @dataclass(slots=True)
 class _Samples:
     last_t: float
-    votes: list[tuple[int, float]] = field(default_factory=list)  # (gender, age)
+    votes: list[tuple[float, float, float]] = field(default_factory=list)  # (female, male, age)
     faces: int = 0
 
 
@@ -120,11 +134,14 @@ class DemographicsStage:
         *,
         sample_every_s: float = 0.5,
         max_samples: int = 5,
+        gate: QualityGate | None = None,
     ) -> None:
         self.face_detector = faces
         self.estimator = estimator
         self.sample_every_s = sample_every_s
         self.max_samples = max_samples
+        self.gate = gate
+        self.rejected: Counter[Rejection] = Counter()  # faces kept out of the vote, by reason
         self._tracks: dict[int, _Samples] = {}
         self._counts: Counter[tuple[int, int]] = Counter()
 
@@ -153,14 +170,21 @@ class DemographicsStage:
         found = self.face_detector.faces(person)
         if found.shape[0] == 0:
             return
-        fx, fy, fw, fh, _ = found[int(found[:, 4].argmax())].tolist()
-        face = person[max(int(fy), 0) : int(fy + fh), max(int(fx), 0) : int(fx + fw)]
-        if face.size == 0:
+        row = found[int(found[:, 4].argmax())]
+        fx, fy, fw, fh = (float(v) for v in row[:4])
+        if fw < 1 or fh < 1 or fx + fw <= 0 or fy + fh <= 0:
             return
         st.faces += 1
-        if self.estimator is not None:
-            female, male, age = self.estimator.estimate(np.ascontiguousarray(face))
-            st.votes.append((pb.GENDER_FEMALE if female > male else pb.GENDER_MALE, age))
+        if self.estimator is None:
+            return
+        if self.gate is not None:
+            reason = self.gate.check(person, row)
+            if reason is Rejection.NO_LANDMARKS and not self.estimator.needs_landmarks:
+                reason = None
+            if reason is not None:
+                self.rejected[reason] += 1
+                return
+        st.votes.append(self.estimator.estimate(person, row))
 
     def _vote(self, tid: int) -> None:
         st = self._tracks.pop(tid, None)
@@ -169,10 +193,16 @@ class DemographicsStage:
         if not st.votes:
             self._counts[(pb.AGE_BAND_UNSPECIFIED, pb.GENDER_UNKNOWN)] += 1
             return
-        genders = Counter(g for g, _ in st.votes).most_common()
-        tie = len(genders) > 1 and genders[0][1] == genders[1][1]
-        gender = pb.GENDER_UNKNOWN if tie else genders[0][0]
-        self._counts[(age_band(float(np.median([a for _, a in st.votes]))), gender)] += 1
+        # gender: the mean probability over the track's faces (an exact tie is unknown); age:
+        # the median of the faces' expected ages, robust to one bad sample
+        female = float(np.mean([f for f, _, _ in st.votes]))
+        male = float(np.mean([m for _, m, _ in st.votes]))
+        gender = (
+            pb.GENDER_UNKNOWN
+            if abs(female - male) < 1e-6
+            else (pb.GENDER_FEMALE if female > male else pb.GENDER_MALE)
+        )
+        self._counts[(age_band(float(np.median([a for _, _, a in st.votes]))), gender)] += 1
 
     def end_all(self) -> None:
         """Count the votes of every track still held (shutdown)."""

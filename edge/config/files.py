@@ -3,7 +3,9 @@
 The rule: a path written in the config (`detector.manifest`, `detector.models_dir`) is taken
 from the config file's folder; a model file (the manifest's `file`, `demographics.face_model`,
 `demographics.age_gender_model`) from the models folder, i.e. `detector.models_dir`, else
-`$MALLPULSE_SHARED/models`. Absolute paths are used as they are.
+`$MALLPULSE_SHARED/models`; an age/gender model not found there is looked up among the models
+shipped with MallPulse (models/ of a checkout, share/mallpulse/models of an install). Absolute
+paths are used as they are.
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ def demographics_models(config: EdgeConfig, base_dir: Path | None) -> tuple[Path
     demo = config.demographics
     folder = models_folder(config, base_dir)
     face = _from(folder, demo.face_model)
-    gender = _from(folder, demo.age_gender_model) if demo.age_gender_model else None
+    wanted = demo.age_gender_model
+    gender = _from(folder, wanted) if wanted is not None else None
+    if wanted is not None and gender is not None and not gender.is_file():
+        bundled = manifests_dir() / wanted  # the models shipped with MallPulse
+        gender = bundled if not wanted.is_absolute() and bundled.is_file() else gender
     problems = [
         (name, f"model file {path} not found (model files are read from the models folder, "
                f"{folder}: set detector.models_dir or MALLPULSE_SHARED, or give a full path)")

@@ -98,9 +98,25 @@ class DemographicsConfig(StrictModel):
         description="YuNet face detector ONNX file (relative to the models folder).",
     )
     age_gender_model: Path | None = Field(
-        default=None,
-        description="Age/gender ONNX model following the documented 'genderage' contract; "
-        "without one, faces are detected but not classified.",
+        default=Path("dlib_age_gender.yaml"),
+        description="Age/gender model: the shipped dlib-models networks (a manifest of format "
+        "'dlib-age-gender', the default) or an ONNX file of the documented 'genderage' "
+        "contract; null to detect faces without classifying them.",
+    )
+    min_face_px: float = Field(
+        default=32.0, ge=8.0, description="Smaller faces are kept out of the vote (quality gate)."
+    )
+    max_yaw: float = Field(
+        default=0.35,
+        gt=0.0,
+        le=1.0,
+        description="Largest nose offset from the eyes' midpoint, as a share of the eye distance.",
+    )
+    max_roll_deg: float = Field(
+        default=25.0, gt=0.0, le=90.0, description="Largest tilt of the eye line, in degrees."
+    )
+    min_sharpness: float = Field(
+        default=15.0, ge=0.0, description="Least variance of the Laplacian of the face (blur)."
     )
     sample_every_s: float = Field(
         default=0.5, gt=0.0, description="Seconds between samples of one track."

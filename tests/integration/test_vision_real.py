@@ -12,12 +12,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from edge.analytics.age_gender import DlibAgeGender
 from edge.analytics.demographics import DemographicsStage, OnnxAgeGender, YuNetFaceDetector
+from edge.analytics.faces import QualityGate, Rejection
 from edge.capture import FileSource
 from edge.config import DetectorConfig
+from edge.config.files import manifests_dir
 from edge.detect import build_detector
 from edge.pipeline import CameraPipeline
 from mallpulse.cli import app
+from protos.mallpulse.v1 import telemetry_pb2 as pb
 from tests.unit.edge.detect.onnx_models import age_gender_model
 from tests.unit.edge.vision import REPO, edge_config, shared_path
 
@@ -173,3 +177,42 @@ def test_demographics_through_the_pipeline(tmp_path: Path) -> None:
     assert sum(c.count for c in counts) >= 1
     assert all(c.gender in (1, 2, 3) and c.age_band > 0 for c in counts)
     assert stage.tracked == 0 and np.isfinite(pipeline.stats.detector_latency_ms)
+
+
+def _demographics_of(video_name: str) -> tuple[dict[tuple[int, int], int], DemographicsStage]:
+    video = shared_path("data", "video", video_name)
+    cfg = edge_config({"id": "c", "source": str(video)}, detector=_detector_cfg(), tracker=TRACKER)
+    stage = DemographicsStage(
+        YuNetFaceDetector(shared_path("models", "face_detection_yunet_2026may.onnx")),
+        DlibAgeGender(manifests_dir() / "dlib_age_gender.yaml"),
+        sample_every_s=0.1,
+        max_samples=8,
+        gate=QualityGate(),
+    )
+    pipeline = CameraPipeline(
+        cfg, "c", build_detector(DetectorConfig(**_detector_cfg())), demographics=stage
+    )
+    t = 0.0
+    for frame, t in FileSource(video):
+        pipeline.process(frame, T0 + t)
+    (env,) = pipeline.flush(T0 + t + 0.1)
+    return {(c.age_band, c.gender): c.count for c in env.window.demographics.counts}, stage
+
+
+def test_shipped_age_gender_models_on_the_pause_video() -> None:
+    # Labels read off the frames by a person (docs/edge-vision.md, "Evaluation"): two women and
+    # one man face the camera; their ages are not known, so only gender is checked, and that
+    # every vote has an age band.
+    counts, stage = _demographics_of("face-demographics-walking-and-pause.gif")
+    assert not stage.rejected  # every sampled face passed the quality gate
+    by_gender: dict[int, int] = {}
+    for (band, gender), n in counts.items():
+        assert band != pb.AGE_BAND_UNSPECIFIED
+        by_gender[gender] = by_gender.get(gender, 0) + n
+    assert by_gender == {pb.GENDER_FEMALE: 2, pb.GENDER_MALE: 1}
+
+
+def test_faces_too_small_for_the_models_are_counted_unspecified() -> None:
+    counts, stage = _demographics_of("face-demographics-walking.gif")
+    assert counts == {(pb.AGE_BAND_UNSPECIFIED, pb.GENDER_UNKNOWN): 2}
+    assert set(stage.rejected) == {Rejection.SMALL}

@@ -38,7 +38,10 @@ def test_age_bands(age: float, band: int) -> None:
 
 def test_contract_model_estimates(tmp_path: Path) -> None:
     model = OnnxAgeGender(age_gender_model(tmp_path / "ga.onnx"))
-    female, male, age = model.estimate(np.full((40, 30, 3), 255, np.uint8))
+    image = np.zeros((60, 60, 3), np.uint8)
+    image[10:50, 20:50] = 255
+    row = np.array([20, 10, 30, 40, 0.9], np.float32)  # a box without landmarks
+    female, male, age = model.estimate(image, row)
     assert (female, male, age) == pytest.approx((1.0, 0.0, 80.0), abs=1e-4)
 
 
