@@ -4,6 +4,7 @@ the policy reads, templates and the in-app inbox."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -136,6 +137,184 @@ def policy_facts(conn: Conn, profile_id: int, channel: str, since: datetime) -> 
         ).fetchone()
     assert row is not None
     return row
+
+
+def policy_facts_batch(conn: Conn, rows: Sequence[Row], since: datetime) -> dict[int, Row]:
+    """policy_facts for a whole batch in one round trip, by message id."""
+    if not rows:
+        return {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(
+            "WITH m AS (SELECT * FROM unnest(%(ids)s::bigint[], %(pids)s::bigint[],"
+            "   %(chs)s::text[]) AS m(id, pid, ch)),"
+            # a scalar subquery per row: the STABLE function runs once per message
+            " l AS MATERIALIZED (SELECT m.id, m.ch, (SELECT crm_resolve_profile(m.pid)) AS live"
+            "   FROM m),"
+            " p AS (SELECT l.id, l.ch, l.live, ARRAY(SELECT l.live UNION SELECT c.id"
+            "   FROM crm_profiles c WHERE c.merged_into = l.live) AS ids FROM l)"
+            " SELECT p.id, p.live,"
+            " (SELECT status FROM crm_consents WHERE profile_id = ANY(p.ids) AND channel = p.ch"
+            "   AND purpose = 'marketing' ORDER BY updated_at DESC LIMIT 1) AS consent,"
+            " (SELECT reason FROM crm_msg_suppressions WHERE profile_id = ANY(p.ids)"
+            "   AND channel = p.ch ORDER BY (reason = 'hard_bounce') DESC LIMIT 1) AS suppression,"
+            " (SELECT coalesce(array_agg(ARRAY[channel, sent_at::text]), '{}')"
+            "   FROM crm_message_outbox WHERE profile_id = ANY(p.ids)"
+            "   AND sent_at > %(since)s AND purpose = 'marketing') AS recent,"
+            " (SELECT attributes FROM crm_profiles WHERE id = p.live) AS attributes"
+            " FROM p",
+            {
+                "ids": [r["id"] for r in rows],
+                "pids": [r["profile_id"] for r in rows],
+                "chs": [r["channel"] for r in rows],
+                "since": since,
+            },
+        ).fetchall()
+    return {int(r["id"]): r for r in found}
+
+
+@dataclass(frozen=True)
+class Final:
+    """A message leaving the batch without a send: skipped, failed, or queued again."""
+
+    message_id: int
+    status: str
+    decision: str
+    reason: str
+    not_before: datetime | None = None
+
+
+def mark_batch(
+    conn: Conn,
+    *,
+    token: UUID,
+    now: datetime,
+    lease_until: datetime,
+    finals: Sequence[Final],
+    sends: Sequence[tuple[int, str]],
+) -> set[int]:
+    """One durable commit for a batch: the finals and their decisions, and each message to send
+    in `sends` (id, reason) as `sending` with its place in the send order. The ids still leased
+    to `token`, now `sending`."""
+    decided = [(f.message_id, f.decision, f.reason) for f in finals] + [
+        (mid, "send", reason) for mid, reason in sends
+    ]
+    with conn.pipeline(), conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit TO on")
+        conn.execute(
+            "INSERT INTO crm_msg_decisions (message_id, decision, reason, decided_at)"
+            " SELECT d.id, d.decision, d.reason, %s FROM unnest(%s::bigint[], %s::text[],"
+            " %s::text[]) AS d(id, decision, reason) JOIN crm_message_outbox o ON o.id = d.id"
+            " AND o.lease_token = %s",
+            (now, [d[0] for d in decided], [d[1] for d in decided], [d[2] for d in decided], token),
+        )
+        if finals:
+            conn.execute(
+                "UPDATE crm_message_outbox o SET status = f.status, lease_token = NULL,"
+                " lease_until = NULL, not_before = coalesce(f.nb, o.not_before),"
+                " last_error = CASE WHEN f.status = 'failed' THEN f.reason ELSE o.last_error END"
+                " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[])"
+                " AS f(id, status, reason, nb) WHERE o.id = f.id AND o.lease_token = %s",
+                (
+                    [f.message_id for f in finals], [f.status for f in finals],
+                    [f.reason for f in finals], [f.not_before for f in finals], token,
+                ),
+            )  # fmt: skip
+        cur = conn.execute(
+            "UPDATE crm_message_outbox o SET status = 'sending', attempts = o.attempts + 1,"
+            " send_seq = s.seq, send_started_at = %s, lease_until = %s"
+            " FROM unnest(%s::bigint[]) WITH ORDINALITY AS s(id, seq)"
+            " WHERE o.id = s.id AND o.lease_token = %s RETURNING o.id",
+            (now, lease_until, [mid for mid, _ in sends], token),
+        )
+    return {int(r[0]) for r in cur.fetchall()}
+
+
+def record_outcome(
+    conn: Conn, message_id: int, token: UUID, *, decision: str, reason: str, at: datetime,
+    status: str, **values: Any,
+) -> bool:  # fmt: skip
+    """Set a sent message's outcome and record the decision, in one statement; False when the
+    caller no longer holds the lease."""
+    sets = ", ".join([f"{k} = %({k})s" for k in values] + ["status = %(status)s"])
+    row = conn.execute(
+        f"WITH u AS (UPDATE crm_message_outbox SET {sets}"
+        " WHERE id = %(id)s AND lease_token = %(token)s RETURNING id)"
+        " INSERT INTO crm_msg_decisions (message_id, decision, reason, decided_at)"
+        " SELECT id, %(decision)s, %(reason)s, %(at)s FROM u RETURNING message_id",
+        {
+            **values, "status": status, "id": message_id, "token": token,
+            "decision": decision, "reason": reason, "at": at,
+        },
+    ).fetchone()  # fmt: skip
+    return row is not None
+
+
+def release_unsent(
+    conn: Conn, token: UUID, message_ids: Sequence[int], reason: str, at: datetime
+) -> int:
+    """Put `sending` messages never handed to a provider back in the queue (attempt undone)."""
+    if not message_ids:
+        return 0
+    with conn.pipeline(), conn.transaction():
+        conn.execute(
+            "INSERT INTO crm_msg_decisions (message_id, decision, reason, decided_at)"
+            " SELECT id, 'retry', %s, %s FROM crm_message_outbox"
+            " WHERE id = ANY(%s) AND lease_token = %s",
+            (reason, at, list(message_ids), token),
+        )
+        cur = conn.execute(
+            "UPDATE crm_message_outbox SET status = 'queued', attempts = attempts - 1,"
+            " lease_token = NULL, lease_until = NULL, send_seq = NULL, send_started_at = NULL"
+            " WHERE id = ANY(%s) AND lease_token = %s",
+            (list(message_ids), token),
+        )
+    return cur.rowcount
+
+
+def flush(conn: Conn) -> None:
+    """Make every earlier commit of this session durable (a commit with an xid waits for the
+    WAL flush up to itself, which covers the asynchronous commits before it)."""
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit TO on")
+        conn.execute("SELECT pg_current_xact_id()")
+
+
+def lost_sends(conn: Conn, now: datetime) -> list[Row]:
+    """Sends whose worker vanished (lease expired while `sending`), locked, in send order per
+    lease; `doubtful` when the send order cannot be trusted (no order recorded, or the database
+    restarted since, which may have lost asynchronously committed outcomes)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, channel, lease_token, send_seq,"
+            " (send_seq IS NULL OR send_started_at IS NULL"
+            "  OR send_started_at < pg_postmaster_start_time()) AS doubtful"
+            " FROM crm_message_outbox WHERE status = 'sending' AND lease_until < %s"
+            " ORDER BY lease_token, send_seq, id FOR UPDATE SKIP LOCKED",
+            (now,),
+        ).fetchall()
+
+
+def take_tokens(conn: Conn, provider: str, want: int, rate_per_s: float, burst: int) -> int:
+    """Take up to `want` tokens from the provider's bucket (shared by every worker); how many."""
+    if want <= 0:
+        return 0
+    with conn.pipeline(), conn.transaction():
+        conn.execute(
+            "INSERT INTO crm_msg_rate_buckets (provider, tokens, refilled_at)"
+            " VALUES (%s, %s, clock_timestamp()) ON CONFLICT (provider) DO NOTHING",
+            (provider, float(burst)),
+        )
+        cur = conn.execute(
+            "UPDATE crm_msg_rate_buckets b SET tokens = x.avail - x.granted, refilled_at = x.t"
+            " FROM (SELECT provider, t, avail, least(floor(avail)::int, %(want)s) AS granted"
+            "  FROM (SELECT provider, clock_timestamp() AS t, least(%(burst)s::float8, tokens"
+            "   + %(rate)s * greatest(0, extract(epoch FROM clock_timestamp() - refilled_at)))"
+            "   AS avail FROM crm_msg_rate_buckets WHERE provider = %(p)s FOR UPDATE) y) x"
+            " WHERE b.provider = x.provider RETURNING x.granted",
+            {"want": want, "burst": float(burst), "rate": rate_per_s, "p": provider},
+        )
+    row = cur.fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def profile_attributes(conn: Conn, profile_id: int) -> dict[str, Any]:

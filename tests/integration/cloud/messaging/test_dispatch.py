@@ -175,7 +175,7 @@ def test_quiet_hours_defer_to_the_local_morning_and_the_message_then_goes(env: E
     [got] = env.sink.received()
     msg = message_from_bytes(got.content, policy=policy.default)
     assert msg["Subject"] == "春季促销 Fang"
-    assert [d for d, _ in env.reasons(mid)] == ["defer", "send"]
+    assert [d for d, _ in env.reasons(mid)] == ["defer", "send", "sent"]
 
 
 def test_the_frequency_cap_defers_the_fourth_message_of_the_day(env: Env) -> None:
@@ -195,12 +195,12 @@ def test_transient_errors_retry_with_backoff_and_permanent_ones_fail(env: Env) -
     assert env.dispatcher.run(env.conn).retried == 1
     row = env.row(mid)
     delay = (row["not_before"] - env.clock.now).total_seconds()
-    assert row["status"] == "queued" and row["attempts"] == 1 and 30 <= delay <= 60
+    assert row["status"] == "queued" and row["attempts"] == 1 and 0 <= delay <= 60  # full jitter
     assert env.reasons(mid)[-1][0] == "retry" and "451" in env.reasons(mid)[-1][1]
     env.clock.now += timedelta(seconds=61)
     assert env.dispatcher.run(env.conn).retried == 1
     second = (env.row(mid)["not_before"] - env.clock.now).total_seconds()
-    assert 60 <= second <= 120  # doubled
+    assert 0 <= second <= 120  # the step doubled
     env.clock.now += timedelta(seconds=121)
     assert env.dispatcher.run(env.conn).failed == 1  # max_attempts=3
     assert env.row(mid)["status"] == "failed"

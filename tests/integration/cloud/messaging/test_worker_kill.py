@@ -1,6 +1,7 @@
 """A real Celery worker SIGKILLed mid-batch: what the provider accepted and was recorded is never
 sent again, the message whose outcome died with the worker is marked `uncertain` (not resent:
-SMTP cannot drop a duplicate), and the rest of the batch is sent by the next worker."""
+SMTP cannot drop a duplicate), and the rest of the batch, marked `sending` but never handed over,
+is queued again and sent by the next worker."""
 
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def test_a_sigkilled_worker_never_causes_a_second_send(
             state[ids[0]][0] == "sent" and state[ids[0]][1] == f"<mp-{ids[0]}@mail.mallpulse.test>"
         )
         assert state[ids[1]] == ("sending", None)  # accepted by the server, never recorded
-        assert state[ids[2]][0] == "claimed"  # in the dead worker's batch, never started
+        # marked `sending` with the batch, after the message in flight: never handed over
+        assert state[ids[2]] == ("sending", None)
         smtp_sink.on_data = None
         second = _worker(queue, env)
         try:
@@ -138,3 +140,6 @@ def test_a_sigkilled_worker_never_causes_a_second_send(
     with psycopg.connect(url) as conn:
         reasons = [d["reason"] for d in repo.decisions(conn, ids[1])]
     assert any("not resent" in r for r in reasons), reasons
+    with psycopg.connect(url) as conn:
+        reasons = [d["reason"] for d in repo.decisions(conn, ids[2])]
+    assert any("worker lost before handing this message over" in r for r in reasons), reasons
