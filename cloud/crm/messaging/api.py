@@ -12,8 +12,8 @@ from cloud.api.deps import ConnDep, MarketerDep, SettingsDep
 from cloud.api.problems import problem_responses
 from cloud.api.routes.customers_deps import IdempotencyKeyDep
 from cloud.api.schemas.limits import PG_BIGINT_MAX, RowId
+from cloud.crm.messaging import campaigns, selection, service, unsubscribe
 from cloud.crm.messaging import repository as repo
-from cloud.crm.messaging import selection, service, unsubscribe
 from cloud.crm.messaging.config import messaging_config
 from cloud.crm.messaging.dispatch import find_template
 from cloud.crm.messaging.errors import MessagingInvalidInputError, MessagingNotFoundError
@@ -230,3 +230,31 @@ def _unsubscribe_secret(settings: SettingsDep) -> str | None:
         if secret is not None:
             return str(secret.get_secret_value())
     return None
+
+
+@router.post(
+    PREFIX + "/campaigns",
+    summary="Queue a campaign to a segment or a list of customers (Idempotency-Key required)",
+    description="Queues one message per customer of the segment (its current members) or of"
+    " `profile_ids` who has an address for the channel, in one transaction (202: committed)."
+    " Consent, suppression, quiet hours and caps are checked as each message leaves. A retry"
+    " with the same key and body returns the same campaign (`replayed`); another body with that"
+    " key is a 409; an unknown segment is a 404, an unknown template a 422.",
+    status_code=202,
+    responses=problem_responses(404, 409),
+)
+def queue_campaign(
+    body: campaigns.CampaignCreate, conn: ConnDep, who: MarketerDep, key: IdempotencyKeyDep
+) -> campaigns.CampaignPublic:
+    """Queue once per key."""
+    return campaigns.queue(conn, body, idempotency_key=key, actor=who.subject)
+
+
+@router.get(
+    PREFIX + "/campaigns/{campaign_id}",
+    summary="A campaign and its messages per status",
+    responses=problem_responses(404),
+)
+def get_campaign(campaign_id: RowId, conn: ConnDep, _: MarketerDep) -> campaigns.CampaignPublic:
+    """Audience, queued, and how many messages are queued, sent, skipped, failed..."""
+    return campaigns.get(conn, campaign_id)

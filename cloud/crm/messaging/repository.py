@@ -400,3 +400,108 @@ def inbox(conn: Conn, profile_ids: Sequence[int], limit: int, before: int | None
             " ORDER BY id DESC LIMIT %s",
             (list(profile_ids), before, before, limit),
         ).fetchall()
+
+
+_AUDIENCE_SEGMENT = (
+    "SELECT DISTINCT CASE WHEN p.merged_into IS NULL THEN p.id"
+    " ELSE crm_resolve_profile(p.id) END AS pid"
+    " FROM crm_segment_members m JOIN crm_profiles p ON p.id = m.profile_id"
+    " WHERE m.segment_id = %(segment)s AND m.exited_at IS NULL"
+)
+_AUDIENCE_LIST = (
+    "SELECT DISTINCT CASE WHEN p.merged_into IS NULL THEN p.id"
+    " ELSE crm_resolve_profile(p.id) END AS pid"
+    " FROM crm_profiles p WHERE p.id = ANY(%(profiles)s::bigint[])"
+)
+
+
+def insert_campaign(conn: Conn, **values: Any) -> tuple[Row, bool]:
+    """Insert a campaign once per idempotency key; (its row, created)."""
+    cols = ", ".join(values)
+    marks = ", ".join(f"%({k})s" for k in values)
+    params = {k: Jsonb(v) if k == "variables" else v for k, v in values.items()}
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"INSERT INTO crm_msg_campaigns ({cols}) VALUES ({marks})"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
+            params,
+        ).fetchone()
+        if row is not None:
+            return row, True
+        found = cur.execute(
+            "SELECT * FROM crm_msg_campaigns WHERE idempotency_key = %s",
+            (values["idempotency_key"],),
+        ).fetchone()
+    assert found is not None
+    return found, False
+
+
+def queue_campaign_messages(
+    conn: Conn,
+    campaign: Row,
+    *,
+    kinds: Sequence[str],
+    profile_ids: Sequence[int] | None,
+) -> tuple[int, int]:
+    """Queue one message per live person of the audience who has an address for the channel,
+    in one INSERT ... SELECT; (audience size, messages queued). `kinds` empty: in-app."""
+    audience = _AUDIENCE_LIST if profile_ids is not None else _AUDIENCE_SEGMENT
+    if kinds:
+        # the newest unblocked identifier of the best kind, as service.address_of picks it
+        addressed = (
+            "SELECT DISTINCT ON (a.pid) a.pid, i.value AS address FROM aud a"
+            " JOIN crm_records r ON r.profile_id = a.pid"
+            " JOIN crm_identifiers i ON i.record_id = r.id AND i.kind = ANY(%(kinds)s::text[])"
+            "  AND i.unlinked_by_merge IS NULL"
+            " WHERE NOT EXISTS (SELECT 1 FROM crm_identifier_blocks b"
+            "  WHERE b.kind = i.kind AND b.value = i.value)"
+            " ORDER BY a.pid, array_position(%(kinds)s::text[], i.kind), i.created_at DESC"
+        )
+    else:
+        addressed = "SELECT a.pid, 'profile:' || a.pid AS address FROM aud a"
+    row = conn.execute(
+        f"WITH aud AS MATERIALIZED ({audience}), addressed AS ({addressed}),"
+        " ins AS (INSERT INTO crm_message_outbox (profile_id, channel, address, template, payload,"
+        "  purpose, priority, locale, campaign_id)"
+        "  SELECT pid, %(channel)s, address, %(template)s, %(variables)s, %(purpose)s,"
+        "  %(priority)s, %(locale)s, %(campaign)s FROM addressed RETURNING 1)"
+        " SELECT (SELECT count(*) FROM aud), (SELECT count(*) FROM ins)",
+        {
+            "segment": campaign["segment_id"], "profiles": list(profile_ids or []),
+            "kinds": list(kinds), "channel": campaign["channel"],
+            "template": campaign["template"], "variables": Jsonb(campaign["variables"]),
+            "purpose": campaign["purpose"], "priority": campaign["priority"],
+            "locale": campaign["locale"], "campaign": campaign["id"],
+        },
+    ).fetchone()  # fmt: skip
+    assert row is not None
+    conn.execute(
+        "UPDATE crm_msg_campaigns SET audience = %s, queued = %s WHERE id = %s",
+        (row[0], row[1], campaign["id"]),
+    )
+    return int(row[0]), int(row[1])
+
+
+def campaign_status_counts(conn: Conn, campaign_id: int) -> dict[str, int]:
+    """How many of a campaign's messages are in each status."""
+    rows = conn.execute(
+        "SELECT status, count(*) FROM crm_message_outbox WHERE campaign_id = %s GROUP BY status",
+        (campaign_id,),
+    ).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def get_campaign(conn: Conn, campaign_id: int) -> Row | None:
+    """One campaign."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM crm_msg_campaigns WHERE id = %s", (campaign_id,)
+        ).fetchone()
+
+
+def segment_exists(conn: Conn, segment_id: int) -> bool:
+    """Whether a live (not archived) segment has this id."""
+    row = conn.execute(
+        "SELECT 1 FROM crm_segments WHERE id = %s AND archived_at IS NULL", (segment_id,)
+    ).fetchone()
+    return row is not None

@@ -14,7 +14,7 @@ from cloud.core.logging import request_id_var
 from cloud.core.settings import Settings
 from cloud.crm.messaging.channels.base import build_channel
 from cloud.crm.messaging.config import messaging_config
-from cloud.crm.messaging.dispatch import Dispatcher
+from cloud.crm.messaging.dispatch import Dispatcher, providers_of
 from cloud.workers.app import celery_app, worker_settings
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,12 @@ def dispatcher_for(settings: Settings) -> Dispatcher:
         channels = {
             name: build_channel(cfg, settings.database_url) for name, cfg in config.channels.items()
         }
+        providers = {
+            name: providers_of(route, lambda cfg: build_channel(cfg, settings.database_url))
+            for name, route in config.routes.items()
+        }
         _DISPATCHERS.clear()
-        _DISPATCHERS[key] = Dispatcher(config=config, channels=channels)
+        _DISPATCHERS[key] = Dispatcher(config=config, channels=channels, providers=providers)
     return _DISPATCHERS[key]
 
 

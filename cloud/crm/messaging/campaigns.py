@@ -1,0 +1,123 @@
+"""Campaigns: one message per person of a segment (or of a list of customers), queued in one
+set-based INSERT ... SELECT in the caller's transaction, once per idempotency key. The send-time
+policy (consent, suppression, quiet hours, caps) runs for each message when it leaves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cloud.api.schemas.limits import PG_BIGINT_MAX, JsonObject
+from cloud.crm.idempotency import request_hash
+from cloud.crm.messaging import repository as repo
+from cloud.crm.messaging.builtin import BUILTIN
+from cloud.crm.messaging.errors import (
+    MessagingConflictError,
+    MessagingInvalidInputError,
+    MessagingNotFoundError,
+)
+from cloud.crm.messaging.policy import Priority, Purpose
+from cloud.crm.messaging.schemas import Locale, MessageChannel, TemplateName
+from cloud.crm.messaging.service import ADDRESS_KINDS
+
+Conn = psycopg.Connection[Any]
+#: Most customers a campaign may list by id (larger audiences are segments).
+MAX_LISTED = 10_000
+Id = Annotated[int, Field(ge=1, le=PG_BIGINT_MAX)]
+
+
+class CampaignCreate(BaseModel):
+    """A campaign: who (a segment or a list of customers), on which channel, with what."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$", description="Label.")
+    channel: MessageChannel = Field(description="The channel every message goes on.")
+    template: TemplateName = Field(description="The template (locale picked per customer).")
+    variables: JsonObject = Field(default_factory=dict, description="Template variables.")
+    purpose: Purpose = Field(default="marketing", description="Marketing needs consent.")
+    priority: Priority = Field(default="normal", description="Priority under frequency caps.")
+    locale: Locale | None = Field(default=None, description="Locale; none: each customer's.")
+    segment_id: Id | None = Field(default=None, description="The segment's current members.")
+    profile_ids: list[Id] | None = Field(
+        default=None, min_length=1, max_length=MAX_LISTED, description="Customers, by id."
+    )
+
+    @model_validator(mode="after")
+    def _one_audience(self) -> CampaignCreate:
+        if (self.segment_id is None) == (self.profile_ids is None):
+            raise ValueError("give exactly one of segment_id and profile_ids")
+        return self
+
+
+class CampaignPublic(BaseModel):
+    """A queued campaign and where its messages stand."""
+
+    id: int
+    name: str
+    channel: str
+    template: str
+    purpose: str
+    priority: str
+    locale: str | None
+    segment_id: int | None
+    audience: int = Field(description="Distinct customers in the audience when queued.")
+    queued: int = Field(description="Messages queued (customers with an address).")
+    without_address: int = Field(description="Customers skipped: no address for the channel.")
+    created_at: datetime
+    statuses: dict[str, int] = Field(description="Messages per status now.")
+    replayed: bool = Field(default=False, description="True: an earlier request's campaign.")
+
+
+def _public(conn: Conn, row: dict[str, Any], *, replayed: bool = False) -> CampaignPublic:
+    return CampaignPublic(
+        **{k: row[k] for k in ("id", "name", "channel", "template", "purpose", "priority")},
+        locale=row["locale"],
+        segment_id=row["segment_id"],
+        audience=row["audience"],
+        queued=row["queued"],
+        without_address=row["audience"] - row["queued"],
+        created_at=row["created_at"],
+        statuses=repo.campaign_status_counts(conn, row["id"]),
+        replayed=replayed,
+    )
+
+
+def queue(conn: Conn, body: CampaignCreate, *, idempotency_key: str, actor: str) -> CampaignPublic:
+    """Queue the campaign's messages once per key (a retry returns the first, `replayed`; the
+    same key with another body is a conflict). The caller commits."""
+    channel = body.channel.value
+    digest = request_hash(body.model_dump(mode="json"))
+    if body.segment_id is not None and not repo.segment_exists(conn, body.segment_id):
+        raise MessagingNotFoundError(f"segment {body.segment_id} does not exist")
+    if not repo.template_variants(conn, body.template, channel) and not BUILTIN.get(
+        (body.template, channel)
+    ):
+        raise MessagingInvalidInputError(f"no template {body.template!r} for channel {channel!r}")
+    row, created = repo.insert_campaign(
+        conn, name=body.name, channel=channel, template=body.template, purpose=body.purpose,
+        priority=body.priority, locale=body.locale, segment_id=body.segment_id,
+        variables=body.variables, idempotency_key=idempotency_key, request_hash=digest,
+        created_by=actor,
+    )  # fmt: skip
+    if not created:
+        if row["request_hash"] != digest:
+            raise MessagingConflictError(
+                f"Idempotency-Key {idempotency_key!r} was already used with a different request"
+            )
+        return _public(conn, row, replayed=True)
+    kinds = () if channel == "inapp" else ADDRESS_KINDS[channel]
+    audience, queued = repo.queue_campaign_messages(
+        conn, row, kinds=kinds, profile_ids=body.profile_ids
+    )
+    return _public(conn, {**row, "audience": audience, "queued": queued})
+
+
+def get(conn: Conn, campaign_id: int) -> CampaignPublic:
+    """A campaign with its messages' statuses; not found: MessagingNotFoundError."""
+    row = repo.get_campaign(conn, campaign_id)
+    if row is None:
+        raise MessagingNotFoundError(f"campaign {campaign_id} does not exist")
+    return _public(conn, row)
