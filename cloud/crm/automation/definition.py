@@ -14,7 +14,7 @@ Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
 Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Seconds = Annotated[int, Field(ge=0, le=10 * 365 * 86400)]
 Days = Annotated[int, Field(ge=0, le=3650)]
-Scalar = str | int | float | bool | None
+Scalar = bool | int | float | str | None  # bool first: a union serialises True as 1 otherwise
 
 
 class _Model(BaseModel):

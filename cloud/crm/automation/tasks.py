@@ -12,6 +12,7 @@ import hmac
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 
@@ -26,6 +27,7 @@ TRIGGERS_TASK = "automation.triggers"
 ADVANCE_TASK = "automation.advance"
 PERIODIC_TASK = "automation.periodic"
 BATCH = 200
+LEASE_S = 60.0  # a dead worker's executions are claimed again after this
 
 
 def engine_for(settings: Settings) -> Engine:
@@ -50,11 +52,15 @@ def run_triggers(settings: Settings, *, now: datetime | None = None) -> int:
     return sum(len(b.enrolled) + b.woken for b in batches)
 
 
-def run_advance(settings: Settings, *, now: datetime | None = None, limit: int = BATCH) -> int:
+def run_advance(
+    settings: Settings, *, now: datetime | None = None, limit: int = BATCH, lease_s: float = LEASE_S
+) -> int:
     """Step one batch of due executions; returns how many executions were claimed."""
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        claimed, _ = run_due(conn, now=now or datetime.now(UTC), limit=limit,
-                             engine=engine_for(settings))  # fmt: skip
+        claimed, _ = run_due(
+            conn, now=now or datetime.now(UTC), limit=limit, lease_s=lease_s,
+            engine=engine_for(settings),
+        )  # fmt: skip
     return claimed
 
 
@@ -70,27 +76,34 @@ def _traced(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:12]}"
 
 
+def _again(task: Any, **kwargs: Any) -> None:
+    """Send `task` to the queue the running task came from (a worker serves its own queue)."""
+    queue = (celery_app.current_task.request.delivery_info or {}).get("routing_key")
+    task.apply_async(kwargs=kwargs, queue=queue) if queue else task.apply_async(kwargs=kwargs)
+
+
 @celery_app.task(name=TRIGGERS_TASK)  # type: ignore[untyped-decorator]
-def automation_triggers() -> int:
+def automation_triggers(lease_s: float = LEASE_S) -> int:
     """Enrol from new events and domain events; kick the stepper when there is work."""
     token = request_id_var.set(_traced(TRIGGERS_TASK))
     try:
         n = run_triggers(worker_settings())
         if n:
-            automation_advance.delay()
+            _again(automation_advance, lease_s=lease_s)
         return n
     finally:
         request_id_var.reset(token)
 
 
 @celery_app.task(name=ADVANCE_TASK)  # type: ignore[untyped-decorator]
-def automation_advance() -> int:
-    """Step due executions; re-sends itself while batches come back full."""
+def automation_advance(lease_s: float = LEASE_S) -> int:
+    """Step due executions (leased for `lease_s`); re-sends itself while batches come back
+    full."""
     token = request_id_var.set(_traced(ADVANCE_TASK))
     try:
-        n = run_advance(worker_settings())
+        n = run_advance(worker_settings(), lease_s=lease_s)
         if n >= BATCH:
-            automation_advance.delay()
+            _again(automation_advance, lease_s=lease_s)
         return n
     finally:
         request_id_var.reset(token)
@@ -103,7 +116,7 @@ def automation_periodic() -> int:
     try:
         n = run_periodic(worker_settings())
         if n:
-            automation_advance.delay()
+            _again(automation_advance)
         return n
     finally:
         request_id_var.reset(token)

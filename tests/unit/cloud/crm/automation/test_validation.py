@@ -111,3 +111,18 @@ def test_next_local_time(now: str, hhmm: str, tz: str, expected: str) -> None:
 
     got = next_local(datetime.fromisoformat(now), hhmm, ZoneInfo(tz))
     assert got == datetime.fromisoformat(expected)
+
+
+@pytest.mark.parametrize("value", [True, False, 0, 1, 1.5, "x", None])
+def test_scalar_values_survive_the_stored_json(value: object) -> None:
+    """A stored definition keeps True as true (a union once serialised it as 1)."""
+    from cloud.crm.automation.definition import as_json
+
+    action = {"kind": "set_attribute", "attribute": "k", "value": value}
+    d = _d(ENTRY, {"id": "a", "type": "action", "action": action})
+    stored = as_json(d)["nodes"]
+    assert isinstance(stored, list) and isinstance(stored[1], dict)
+    kept = stored[1]["action"]
+    assert isinstance(kept, dict)
+    got = kept["value"]
+    assert got == value and type(got) is type(value)
