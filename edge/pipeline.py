@@ -20,10 +20,12 @@ from edge.analytics.demographics import (
     OnnxAgeGender,
     YuNetFaceDetector,
 )
+from edge.analytics.emotion import OnnxEmotion
 from edge.analytics.faces import QualityGate
+from edge.analytics.geometry import polygon_edges
 from edge.analytics.types import FrameTracks
 from edge.config import CameraConfig, EdgeConfig
-from edge.config.files import demographics_models
+from edge.config.files import demographics_models, emotion_model
 from edge.detect import (
     Detections,
     Detector,
@@ -198,7 +200,8 @@ class CameraPipeline:
     def _emit(self, start: float, end: float) -> pb.Envelope:
         window = self.analytics.take_window(start, end)
         demo = self.demographics.take_window() if self.demographics is not None else {}
-        report = window_report(window, self._frames_in_window, demo)
+        moods = self.demographics.take_emotions() if self.demographics is not None else {}
+        report = window_report(window, self._frames_in_window, demo, moods)
         log.debug(
             "window closed",
             extra={
@@ -286,16 +289,17 @@ def build_pipeline(
 ) -> CameraPipeline:
     """Pipeline with the configured detector and, when enabled, the demographics stage."""
     detector = build_detector(config.detector, base_dir=base_dir)
-    demographics = build_demographics(config, base_dir=base_dir)
+    demographics = build_demographics(config, base_dir=base_dir, camera_id=camera_id)
     return CameraPipeline(
         config, camera_id, detector, demographics=demographics, pipelined=pipelined
     )
 
 
 def build_demographics(
-    config: EdgeConfig, *, base_dir: Path | None = None
+    config: EdgeConfig, *, base_dir: Path | None = None, camera_id: str | None = None
 ) -> DemographicsStage | None:
-    """The demographics stage from config, or None when disabled."""
+    """The demographics stage from config, or None when disabled; emotion votes go to the zones
+    of `camera_id` (camera-wide without one)."""
     demo = config.demographics
     if not demo.enabled:
         return None
@@ -311,10 +315,16 @@ def build_demographics(
         max_roll_deg=demo.max_roll_deg,
         min_sharpness=demo.min_sharpness,
     )
+    mood_model = emotion_model(config, base_dir)
+    emotion = OnnxEmotion(mood_model, demo.emotion_labels) if mood_model is not None else None
+    cameras = [c for c in config.cameras if c.id == camera_id]
+    zones = {z.id: polygon_edges(z.polygon) for c in cameras for z in c.zones}
     return DemographicsStage(
         YuNetFaceDetector(face),
         estimator,
         sample_every_s=demo.sample_every_s,
         max_samples=demo.max_samples_per_track,
         gate=gate,
+        emotion=emotion,
+        zones=zones,
     )

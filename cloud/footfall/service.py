@@ -119,8 +119,22 @@ def demographics(
         s.DemographicCell(age_band=a, gender=g, count=n)
         for a, g, n in repo.demographics(conn, store_id, lo, hi)
     ]
+    by_zone: dict[str, dict[str, int]] = {}
+    for zone_id, valence, n in repo.emotions(conn, store_id, lo, hi):
+        by_zone.setdefault(zone_id, {})[valence] = n
+    moods = []
+    for zone_id, counts in by_zone.items():
+        people = sum(counts.values())
+        pos, neg = counts.get("positive", 0), counts.get("negative", 0)
+        moods.append(
+            s.EmotionZone(zone_id=zone_id, people=people, positive=pos,
+                          neutral=counts.get("neutral", 0), negative=neg,
+                          positive_share=round(pos / people, 4) if people else 0.0,
+                          negative_share=round(neg / people, 4) if people else 0.0)
+        )  # fmt: skip
     return s.DemographicsReport(store_id=store_id, start=lo, end=hi,
-                                total=sum(c.count for c in cells), cells=cells)  # fmt: skip
+                                total=sum(c.count for c in cells), cells=cells,
+                                emotions=moods)  # fmt: skip
 
 
 def chain_live(conn: Conn) -> s.ChainLive:

@@ -35,6 +35,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                            "window_end", "interactions", "total_dwell_s"),
     "demographics": ("store_id", "device_id", "camera_id", "window_start", "window_end",
                      "age_band", "gender", "count"),
+    "emotions": ("store_id", "device_id", "camera_id", "zone_id", "window_start", "window_end",
+                 "valence", "count"),
     "device_health": ("store_id", "device_id", "window_start", "window_end", "uptime_s",
                       "cpu_percent", "memory_used_mb", "memory_total_mb", "temperature_c",
                       "outbox_depth", "outbox_oldest_age_s", "cameras_connected",
@@ -113,6 +115,9 @@ class Batch:
         for cell in report.demographics.counts:
             rows.append((*key, start, end, _BANDS[cell.age_band], _GENDERS[cell.gender],
                          cell.count))  # fmt: skip
+        rows = self.rows["emotions"]
+        for mood in report.emotions:
+            rows.append((*key, mood.zone_id, start, end, _VALENCES[mood.valence], mood.count))
 
     def _add_lines(
         self, env: telemetry_pb2.Envelope, start: datetime, end: datetime, event: dict[str, Any]
@@ -164,6 +169,10 @@ def _gender(value: telemetry_pb2.Gender.ValueType) -> str:
 #: Enum value -> stored label (validation rejects values outside these).
 _BANDS = {value: _band(value) for value in telemetry_pb2.AgeBand.values()}
 _GENDERS = {value: _gender(value) for value in telemetry_pb2.Gender.values()}
+_VALENCES = {
+    value: telemetry_pb2.Valence.Name(value).removeprefix("VALENCE_").lower()
+    for value in telemetry_pb2.Valence.values()
+}
 
 
 def _health_row(env: telemetry_pb2.Envelope, start: datetime, end: datetime) -> Row:

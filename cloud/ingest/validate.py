@@ -23,6 +23,7 @@ MAX_WINDOW_S = 86400
 _TS_SECONDS = (-62_135_596_800, 253_402_300_799)
 _AGE_BANDS = frozenset(telemetry_pb2.AgeBand.values())
 _GENDERS = frozenset(telemetry_pb2.Gender.values())
+_VALENCES = frozenset(telemetry_pb2.Valence.values())
 
 
 class Reason(StrEnum):
@@ -228,6 +229,9 @@ def _report_ok(report: telemetry_pb2.WindowReport) -> bool:
     return all(
         c.count <= n and c.age_band in _AGE_BANDS and c.gender in _GENDERS
         for c in report.demographics.counts
+    ) and all(
+        m.count <= n and m.valence in _VALENCES and (not m.zone_id or ok(m.zone_id))
+        for m in report.emotions
     )
 
 
@@ -262,6 +266,12 @@ def _check_report(report: telemetry_pb2.WindowReport) -> None:
             raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown age band {cell.age_band}")
         if cell.gender not in _GENDERS:
             raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown gender {cell.gender}")
+    for mood in report.emotions:
+        if mood.zone_id:
+            _ident("emotions zone_id", mood.zone_id)
+        _count(f"emotions[{mood.zone_id}].count", mood.count)
+        if mood.valence not in _VALENCES:
+            raise _InvalidError(Reason.OUT_OF_RANGE, f"unknown valence {mood.valence}")
 
 
 def _text(name: str, value: str, limit: int = 128) -> None:

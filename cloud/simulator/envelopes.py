@@ -22,10 +22,11 @@ def window_envelope(
     queues: Mapping[str, tuple[int, float]] | None = None,
     shelves: Mapping[str, tuple[int, float]] | None = None,
     demographics: Mapping[tuple[int, int], int] | None = None,
+    emotions: Mapping[tuple[str, int], int] | None = None,
 ) -> telemetry_pb2.Envelope:
     """A window envelope: lines {id: (in, out)}, zones {id: occupancy at end}, queues
     {id: (length, wait s)}, shelves {id: (interactions, dwell s)}, demographics
-    {(age band, gender): count}."""
+    {(age band, gender): count}, emotions {(zone id, valence): count}."""
     report = telemetry_pb2.WindowReport(frames_processed=600)
     for line_id, (n_in, n_out) in (lines or {}).items():
         report.lines.add(line_id=line_id, in_count=n_in, out_count=n_out)
@@ -46,6 +47,8 @@ def window_envelope(
         report.shelves.add(shelf_id=shelf_id, interactions=hits, total_dwell_s=dwell)
     for (band, gender), count in (demographics or {}).items():
         report.demographics.counts.add(age_band=band, gender=gender, count=count)
+    for (zone_id, valence), count in (emotions or {}).items():
+        report.emotions.add(zone_id=zone_id, valence=valence, count=count)
     env = telemetry_pb2.Envelope(
         schema_version=telemetry_pb2.SCHEMA_VERSION_1, device_id=device_id, store_id=store_id,
         camera_id=camera_id, sequence=sequence, window=report,

@@ -82,7 +82,10 @@ def _demographics(counts: dict[tuple[int, int], int]) -> pb.Demographics:
 
 
 def window_report(
-    w: CameraWindow, frames: int, demographics: dict[tuple[int, int], int]
+    w: CameraWindow,
+    frames: int,
+    demographics: dict[tuple[int, int], int],
+    emotions: dict[tuple[str, int], int] | None = None,
 ) -> pb.WindowReport:
     """The protobuf WindowReport of one camera window."""
     return pb.WindowReport(
@@ -103,6 +106,10 @@ def window_report(
         ],
         demographics=_demographics(demographics),
         frames_processed=frames,
+        emotions=[
+            pb.EmotionCount(zone_id=zone, valence=pb.Valence.ValueType(v), count=n)
+            for (zone, v), n in sorted((emotions or {}).items())
+        ],
     )
 
 

@@ -19,7 +19,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edge.analytics.emotion import VALENCES
 from edge.analytics.faces import FaceRow, QualityGate, Rejection
+from edge.analytics.geometry import points_in_polygon
 from edge.detect.errors import ModelFormatError
 from edge.detect.types import Frame
 from edge.track.types import Track
@@ -51,6 +53,14 @@ class FaceDetector(Protocol):
 
     def faces(self, image: Frame) -> npt.NDArray[np.float32]:
         """Face rows on `image`."""
+        ...
+
+
+class EmotionEstimator(Protocol):
+    """(positive, neutral, negative) probabilities of a face row on an image."""
+
+    def valence(self, image: Frame, row: FaceRow) -> npt.NDArray[np.float32]:
+        """Valence probabilities of one face."""
         ...
 
 
@@ -121,6 +131,7 @@ class OnnxAgeGender:
 class _Samples:
     last_t: float
     votes: list[tuple[float, float, float]] = field(default_factory=list)  # (female, male, age)
+    moods: list[tuple[str, npt.NDArray[np.float32]]] = field(default_factory=list)  # zone, p
     faces: int = 0
 
 
@@ -135,15 +146,20 @@ class DemographicsStage:
         sample_every_s: float = 0.5,
         max_samples: int = 5,
         gate: QualityGate | None = None,
+        emotion: EmotionEstimator | None = None,
+        zones: dict[str, npt.NDArray[np.float64]] | None = None,
     ) -> None:
         self.face_detector = faces
         self.estimator = estimator
         self.sample_every_s = sample_every_s
         self.max_samples = max_samples
         self.gate = gate
+        self.emotion = emotion
+        self.zones = zones or {}  # zone id -> polygon edges (normalised), for emotion by zone
         self.rejected: Counter[Rejection] = Counter()  # faces kept out of the vote, by reason
         self._tracks: dict[int, _Samples] = {}
         self._counts: Counter[tuple[int, int]] = Counter()
+        self._emotions: Counter[tuple[str, int]] = Counter()
 
     def update(self, frame: Frame, tracks: list[Track], t: float, removed: list[int]) -> None:
         """Sample due tracks on this frame and count the votes of ended tracks."""
@@ -175,21 +191,39 @@ class DemographicsStage:
         if fw < 1 or fh < 1 or fx + fw <= 0 or fy + fh <= 0:
             return
         st.faces += 1
-        if self.estimator is None:
+        if self.estimator is None and self.emotion is None:
             return
         if self.gate is not None:
             reason = self.gate.check(person, row)
-            if reason is Rejection.NO_LANDMARKS and not self.estimator.needs_landmarks:
+            landmarks_needed = self.estimator is not None and self.estimator.needs_landmarks
+            if reason is Rejection.NO_LANDMARKS and not landmarks_needed:
                 reason = None
             if reason is not None:
                 self.rejected[reason] += 1
                 return
-        st.votes.append(self.estimator.estimate(person, row))
+        if self.estimator is not None:
+            st.votes.append(self.estimator.estimate(person, row))
+        if self.emotion is not None:
+            st.moods.append((self._zone_of(tr, w, h), self.emotion.valence(person, row)))
+
+    def _zone_of(self, tr: Track, w: int, h: int) -> str:
+        """The first zone holding the track's anchor (normalised), '' outside every zone."""
+        ax, ay = tr.anchor
+        point = np.array([[ax / w, ay / h]], np.float64)
+        for zone_id, edges in self.zones.items():
+            if bool(points_in_polygon(point, edges)[0]):
+                return zone_id
+        return ""
 
     def _vote(self, tid: int) -> None:
         st = self._tracks.pop(tid, None)
         if st is None or st.faces == 0:
             return
+        by_zone: dict[str, list[npt.NDArray[np.float32]]] = {}
+        for zone_id, p in st.moods:
+            by_zone.setdefault(zone_id, []).append(p)
+        for zone_id, ps in by_zone.items():  # one vote per person and zone: the mean's argmax
+            self._emotions[(zone_id, VALENCES[int(np.mean(ps, axis=0).argmax())])] += 1
         if not st.votes:
             self._counts[(pb.AGE_BAND_UNSPECIFIED, pb.GENDER_UNKNOWN)] += 1
             return
@@ -212,6 +246,11 @@ class DemographicsStage:
     def take_window(self) -> dict[tuple[int, int], int]:
         """Votes counted in this window by (age band, gender); counting restarts."""
         counts, self._counts = dict(self._counts), Counter()
+        return counts
+
+    def take_emotions(self) -> dict[tuple[str, int], int]:
+        """Expression votes counted in this window by (zone id, valence); counting restarts."""
+        counts, self._emotions = dict(self._emotions), Counter()
         return counts
 
     @property

@@ -47,7 +47,8 @@ def manifest_path(config: EdgeConfig, base_dir: Path | None) -> Path | None:
 
 
 def demographics_models(config: EdgeConfig, base_dir: Path | None) -> tuple[Path, Path | None]:
-    """(face model, age/gender model or None); ConfigError naming the field of a missing one."""
+    """(face model, age/gender model or None); ConfigError naming the field of a missing one
+    (the emotion model, when set, is checked too: `emotion_model`)."""
     demo = config.demographics
     folder = models_folder(config, base_dir)
     face = _from(folder, demo.face_model)
@@ -60,12 +61,19 @@ def demographics_models(config: EdgeConfig, base_dir: Path | None) -> tuple[Path
         (name, f"model file {path} not found (model files are read from the models folder, "
                f"{folder}: set detector.models_dir or MALLPULSE_SHARED, or give a full path)")
         for name, path in (("demographics.face_model", face),
-                           ("demographics.age_gender_model", gender))
+                           ("demographics.age_gender_model", gender),
+                           ("demographics.emotion_model", emotion_model(config, base_dir)))
         if path is not None and not path.is_file()
     ]  # fmt: skip
     if problems:
         raise ConfigError("config", problems)
     return face, gender
+
+
+def emotion_model(config: EdgeConfig, base_dir: Path | None) -> Path | None:
+    """The expression model's path (relative to the models folder), or None when not set."""
+    wanted = config.demographics.emotion_model
+    return _from(models_folder(config, base_dir), wanted) if wanted is not None else None
 
 
 def file_problems(config: EdgeConfig, base_dir: Path | None) -> list[tuple[str, str]]:

@@ -118,6 +118,17 @@ class DemographicsConfig(StrictModel):
     min_sharpness: float = Field(
         default=15.0, ge=0.0, description="Least variance of the Laplacian of the face (blur)."
     )
+    emotion_model: Path | None = Field(
+        default=None,
+        description="Facial-expression ONNX model of the documented contract ([N, 1, 64, 64] "
+        "grey in [-1, 1] -> one score per label); none ships (docs/edge-vision.md, 'Emotion').",
+    )
+    emotion_labels: tuple[str, ...] = Field(
+        default=("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
+        min_length=2,
+        description="The model's output labels in order (FER2013's by default); each maps to "
+        "a valence: happy positive; neutral and surprise neutral; the others negative.",
+    )
     sample_every_s: float = Field(
         default=0.5, gt=0.0, description="Seconds between samples of one track."
     )

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from edge.analytics.age_gender import DlibAgeGender
 from edge.analytics.demographics import DemographicsStage, OnnxAgeGender, YuNetFaceDetector
+from edge.analytics.emotion import OnnxEmotion
 from edge.analytics.faces import QualityGate, Rejection
 from edge.capture import FileSource
 from edge.config import DetectorConfig
@@ -22,7 +23,7 @@ from edge.detect import build_detector
 from edge.pipeline import CameraPipeline
 from mallpulse.cli import app
 from protos.mallpulse.v1 import telemetry_pb2 as pb
-from tests.unit.edge.detect.onnx_models import age_gender_model
+from tests.unit.edge.detect.onnx_models import age_gender_model, emotion_model
 from tests.unit.edge.vision import REPO, edge_config, shared_path
 
 VIDEOS = [
@@ -179,7 +180,9 @@ def test_demographics_through_the_pipeline(tmp_path: Path) -> None:
     assert stage.tracked == 0 and np.isfinite(pipeline.stats.detector_latency_ms)
 
 
-def _demographics_of(video_name: str) -> tuple[dict[tuple[int, int], int], DemographicsStage]:
+def _run_faces(
+    video_name: str, emotion: OnnxEmotion | None = None
+) -> tuple[pb.Envelope, DemographicsStage]:
     video = shared_path("data", "video", video_name)
     cfg = edge_config({"id": "c", "source": str(video)}, detector=_detector_cfg(), tracker=TRACKER)
     stage = DemographicsStage(
@@ -188,6 +191,7 @@ def _demographics_of(video_name: str) -> tuple[dict[tuple[int, int], int], Demog
         sample_every_s=0.1,
         max_samples=8,
         gate=QualityGate(),
+        emotion=emotion,
     )
     pipeline = CameraPipeline(
         cfg, "c", build_detector(DetectorConfig(**_detector_cfg())), demographics=stage
@@ -196,7 +200,20 @@ def _demographics_of(video_name: str) -> tuple[dict[tuple[int, int], int], Demog
     for frame, t in FileSource(video):
         pipeline.process(frame, T0 + t)
     (env,) = pipeline.flush(T0 + t + 0.1)
+    return env, stage
+
+
+def _demographics_of(video_name: str) -> tuple[dict[tuple[int, int], int], DemographicsStage]:
+    env, stage = _run_faces(video_name)
     return {(c.age_band, c.gender): c.count for c in env.window.demographics.counts}, stage
+
+
+def test_emotion_votes_reach_the_window_report(tmp_path: Path) -> None:
+    model = OnnxEmotion(emotion_model(tmp_path / "emotion.onnx"))
+    env, _ = _run_faces("face-demographics-walking-and-pause.gif", model)
+    votes = {(m.zone_id, m.valence): m.count for m in env.window.emotions}
+    # three people read; no zone configured, so every vote is camera-wide ("")
+    assert sum(votes.values()) == 3 and {z for z, _ in votes} == {""}
 
 
 def test_shipped_age_gender_models_on_the_pause_video() -> None:

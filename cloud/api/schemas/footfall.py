@@ -118,6 +118,18 @@ class DemographicCell(BaseModel):
     count: int = Field(description="Distinct tracked people.")
 
 
+class EmotionZone(BaseModel):
+    """Facial expression of the people read in one zone: counts and shares by valence."""
+
+    zone_id: str = Field(description="Zone id; empty for people outside every zone.")
+    people: int = Field(description="People whose expression was read (one vote each).")
+    positive: int = Field(description="People whose expression read positive.")
+    neutral: int = Field(description="People whose expression read neutral.")
+    negative: int = Field(description="People whose expression read negative.")
+    positive_share: float = Field(ge=0, le=1, description="positive / people.")
+    negative_share: float = Field(ge=0, le=1, description="negative / people.")
+
+
 class DemographicsReport(BaseModel):
     """Demographics over a range (aggregates only; nothing personal is stored)."""
 
@@ -126,6 +138,10 @@ class DemographicsReport(BaseModel):
     end: datetime = Field(description="Range end.")
     total: int = Field(description="People counted.")
     cells: list[DemographicCell] = Field(description="Per age band and gender.")
+    emotions: list[EmotionZone] = Field(
+        default_factory=list,
+        description="Facial expression by zone, where gateways run the optional emotion stage.",
+    )
 
 
 class ChainStoreLive(BaseModel):

@@ -112,6 +112,19 @@ def demographics(
     return [(r[0], r[1], int(r[2])) for r in rows]
 
 
+def emotions(
+    conn: Conn, store_id: str, start: datetime, end: datetime
+) -> list[tuple[str, str, int]]:
+    """(zone id, valence, count) over a range."""
+    rows = conn.execute(
+        "SELECT zone_id, valence, sum(count) FROM emotions"
+        " WHERE store_id = %s AND window_start >= %s AND window_start < %s"
+        " GROUP BY zone_id, valence ORDER BY zone_id, valence",
+        (store_id, start, end),
+    ).fetchall()
+    return [(r[0], r[1], int(r[2])) for r in rows]
+
+
 def chain_totals(conn: Conn, start: datetime, end: datetime) -> dict[str, tuple[int, int]]:
     """In/out per store over a range, from the hourly rollup."""
     rows = conn.execute(

@@ -10,7 +10,7 @@ from cloud.db.repositories.telemetry import rollup_is_table
 
 Conn = psycopg.Connection[Any]
 TIME_SERIES = ("line_counts", "zone_occupancy", "queue_stats", "shelf_interactions",
-               "demographics", "device_health")  # fmt: skip
+               "demographics", "emotions", "device_health")  # fmt: skip
 
 
 def prune(

@@ -25,43 +25,47 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/mallpulse/v1/telemetry.proto\x12\x0cmallpulse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x08\x45nvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12\x11\n\tcamera_id\x18\x04 \x01(\t\x12\x10\n\x08sequence\x18\x05 \x01(\x04\x12\x30\n\x0cwindow_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06window\x18\n \x01(\x0b\x32\x1a.mallpulse.v1.WindowReportH\x00\x12,\n\x06health\x18\x0b \x01(\x0b\x32\x1a.mallpulse.v1.DeviceHealthH\x00\x42\t\n\x07payload\"\x8e\x02\n\x0cWindowReport\x12*\n\x05lines\x18\x01 \x03(\x0b\x32\x1b.mallpulse.v1.LineCrossings\x12*\n\x05zones\x18\x02 \x03(\x0b\x32\x1b.mallpulse.v1.ZoneOccupancy\x12(\n\x06queues\x18\x03 \x03(\x0b\x32\x18.mallpulse.v1.QueueStats\x12\x30\n\x07shelves\x18\x04 \x03(\x0b\x32\x1f.mallpulse.v1.ShelfInteractions\x12\x30\n\x0c\x64\x65mographics\x18\x05 \x01(\x0b\x32\x1a.mallpulse.v1.Demographics\x12\x18\n\x10\x66rames_processed\x18\x06 \x01(\r\"E\n\rLineCrossings\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x10\n\x08in_count\x18\x02 \x01(\r\x12\x11\n\tout_count\x18\x03 \x01(\r\"I\n\x0e\x44wellHistogram\x12\x16\n\x0eupper_bounds_s\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\r\x12\x0f\n\x07total_s\x18\x03 \x01(\x01\"\xb5\x01\n\rZoneOccupancy\x12\x0f\n\x07zone_id\x18\x01 \x01(\t\x12\x15\n\ravg_occupancy\x18\x02 \x01(\x01\x12\x15\n\rmax_occupancy\x18\x03 \x01(\r\x12\x18\n\x10occupancy_at_end\x18\x04 \x01(\r\x12\x0f\n\x07\x65ntries\x18\x05 \x01(\r\x12\r\n\x05\x65xits\x18\x06 \x01(\r\x12+\n\x05\x64well\x18\x07 \x01(\x0b\x32\x1c.mallpulse.v1.DwellHistogram\"\xa4\x01\n\nQueueStats\x12\x0f\n\x07zone_id\x18\x01 \x01(\t\x12\x12\n\navg_length\x18\x02 \x01(\x01\x12\x12\n\nmax_length\x18\x03 \x01(\r\x12\x15\n\rlength_at_end\x18\x04 \x01(\r\x12\x0e\n\x06served\x18\x05 \x01(\r\x12\x1c\n\x14service_rate_per_min\x18\x06 \x01(\x01\x12\x18\n\x10\x65stimated_wait_s\x18\x07 \x01(\x01\"\x7f\n\x11ShelfInteractions\x12\x10\n\x08shelf_id\x18\x01 \x01(\t\x12\x14\n\x0cinteractions\x18\x02 \x01(\r\x12\x15\n\rtotal_dwell_s\x18\x03 \x01(\x01\x12+\n\x05\x64well\x18\x04 \x01(\x0b\x32\x1c.mallpulse.v1.DwellHistogram\"p\n\x10\x44\x65mographicCount\x12\'\n\x08\x61ge_band\x18\x01 \x01(\x0e\x32\x15.mallpulse.v1.AgeBand\x12$\n\x06gender\x18\x02 \x01(\x0e\x32\x14.mallpulse.v1.Gender\x12\r\n\x05\x63ount\x18\x03 \x01(\r\">\n\x0c\x44\x65mographics\x12.\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x1e.mallpulse.v1.DemographicCount\"\x8a\x01\n\x0c\x43\x61meraHealth\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x01\x12\x16\n\x0e\x66rames_dropped\x18\x04 \x01(\x04\x12\x1b\n\x13\x64\x65tector_latency_ms\x18\x05 \x01(\x01\x12\x12\n\nreconnects\x18\x06 \x01(\x04\",\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"\xf0\x02\n\x0c\x44\x65viceHealth\x12\x10\n\x08uptime_s\x18\x01 \x01(\x01\x12\x13\n\x0b\x63pu_percent\x18\x02 \x01(\x01\x12\x16\n\x0ememory_used_mb\x18\x03 \x01(\x01\x12\x17\n\x0fmemory_total_mb\x18\x04 \x01(\x01\x12\x1a\n\rtemperature_c\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12+\n\x07\x63\x61meras\x18\x06 \x03(\x0b\x32\x1a.mallpulse.v1.CameraHealth\x12\x14\n\x0coutbox_depth\x18\x07 \x01(\x04\x12\x1b\n\x13outbox_oldest_age_s\x18\x08 \x01(\x01\x12\x1c\n\x14outbox_dropped_total\x18\t \x01(\x04\x12\x18\n\x10software_version\x18\n \x01(\t\x12*\n\x06models\x18\x0b \x03(\x0b\x32\x1a.mallpulse.v1.ModelVersion\x12\x16\n\x0e\x63onfig_version\x18\x0c \x01(\x04\x42\x10\n\x0e_temperature_c\"\x85\x01\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10software_version\x18\x05 \x01(\t*E\n\rSchemaVersion\x12\x1e\n\x1aSCHEMA_VERSION_UNSPECIFIED\x10\x00\x12\x14\n\x10SCHEMA_VERSION_1\x10\x01*\xb0\x01\n\x07\x41geBand\x12\x18\n\x14\x41GE_BAND_UNSPECIFIED\x10\x00\x12\x11\n\rAGE_BAND_0_17\x10\x01\x12\x12\n\x0e\x41GE_BAND_18_24\x10\x02\x12\x12\n\x0e\x41GE_BAND_25_34\x10\x03\x12\x12\n\x0e\x41GE_BAND_35_44\x10\x04\x12\x12\n\x0e\x41GE_BAND_45_54\x10\x05\x12\x12\n\x0e\x41GE_BAND_55_64\x10\x06\x12\x14\n\x10\x41GE_BAND_65_PLUS\x10\x07*X\n\x06Gender\x12\x16\n\x12GENDER_UNSPECIFIED\x10\x00\x12\x11\n\rGENDER_FEMALE\x10\x01\x12\x0f\n\x0bGENDER_MALE\x10\x02\x12\x12\n\x0eGENDER_UNKNOWN\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/mallpulse/v1/telemetry.proto\x12\x0cmallpulse.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x08\x45nvelope\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x10\n\x08store_id\x18\x03 \x01(\t\x12\x11\n\tcamera_id\x18\x04 \x01(\t\x12\x10\n\x08sequence\x18\x05 \x01(\x04\x12\x30\n\x0cwindow_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x06window\x18\n \x01(\x0b\x32\x1a.mallpulse.v1.WindowReportH\x00\x12,\n\x06health\x18\x0b \x01(\x0b\x32\x1a.mallpulse.v1.DeviceHealthH\x00\x42\t\n\x07payload\"\xbc\x02\n\x0cWindowReport\x12*\n\x05lines\x18\x01 \x03(\x0b\x32\x1b.mallpulse.v1.LineCrossings\x12*\n\x05zones\x18\x02 \x03(\x0b\x32\x1b.mallpulse.v1.ZoneOccupancy\x12(\n\x06queues\x18\x03 \x03(\x0b\x32\x18.mallpulse.v1.QueueStats\x12\x30\n\x07shelves\x18\x04 \x03(\x0b\x32\x1f.mallpulse.v1.ShelfInteractions\x12\x30\n\x0c\x64\x65mographics\x18\x05 \x01(\x0b\x32\x1a.mallpulse.v1.Demographics\x12\x18\n\x10\x66rames_processed\x18\x06 \x01(\r\x12,\n\x08\x65motions\x18\x07 \x03(\x0b\x32\x1a.mallpulse.v1.EmotionCount\"E\n\rLineCrossings\x12\x0f\n\x07line_id\x18\x01 \x01(\t\x12\x10\n\x08in_count\x18\x02 \x01(\r\x12\x11\n\tout_count\x18\x03 \x01(\r\"I\n\x0e\x44wellHistogram\x12\x16\n\x0eupper_bounds_s\x18\x01 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\r\x12\x0f\n\x07total_s\x18\x03 \x01(\x01\"\xb5\x01\n\rZoneOccupancy\x12\x0f\n\x07zone_id\x18\x01 \x01(\t\x12\x15\n\ravg_occupancy\x18\x02 \x01(\x01\x12\x15\n\rmax_occupancy\x18\x03 \x01(\r\x12\x18\n\x10occupancy_at_end\x18\x04 \x01(\r\x12\x0f\n\x07\x65ntries\x18\x05 \x01(\r\x12\r\n\x05\x65xits\x18\x06 \x01(\r\x12+\n\x05\x64well\x18\x07 \x01(\x0b\x32\x1c.mallpulse.v1.DwellHistogram\"\xa4\x01\n\nQueueStats\x12\x0f\n\x07zone_id\x18\x01 \x01(\t\x12\x12\n\navg_length\x18\x02 \x01(\x01\x12\x12\n\nmax_length\x18\x03 \x01(\r\x12\x15\n\rlength_at_end\x18\x04 \x01(\r\x12\x0e\n\x06served\x18\x05 \x01(\r\x12\x1c\n\x14service_rate_per_min\x18\x06 \x01(\x01\x12\x18\n\x10\x65stimated_wait_s\x18\x07 \x01(\x01\"\x7f\n\x11ShelfInteractions\x12\x10\n\x08shelf_id\x18\x01 \x01(\t\x12\x14\n\x0cinteractions\x18\x02 \x01(\r\x12\x15\n\rtotal_dwell_s\x18\x03 \x01(\x01\x12+\n\x05\x64well\x18\x04 \x01(\x0b\x32\x1c.mallpulse.v1.DwellHistogram\"p\n\x10\x44\x65mographicCount\x12\'\n\x08\x61ge_band\x18\x01 \x01(\x0e\x32\x15.mallpulse.v1.AgeBand\x12$\n\x06gender\x18\x02 \x01(\x0e\x32\x14.mallpulse.v1.Gender\x12\r\n\x05\x63ount\x18\x03 \x01(\r\">\n\x0c\x44\x65mographics\x12.\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x1e.mallpulse.v1.DemographicCount\"V\n\x0c\x45motionCount\x12\x0f\n\x07zone_id\x18\x01 \x01(\t\x12&\n\x07valence\x18\x02 \x01(\x0e\x32\x15.mallpulse.v1.Valence\x12\r\n\x05\x63ount\x18\x03 \x01(\r\"\x8a\x01\n\x0c\x43\x61meraHealth\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x0b\n\x03\x66ps\x18\x03 \x01(\x01\x12\x16\n\x0e\x66rames_dropped\x18\x04 \x01(\x04\x12\x1b\n\x13\x64\x65tector_latency_ms\x18\x05 \x01(\x01\x12\x12\n\nreconnects\x18\x06 \x01(\x04\",\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"\xf0\x02\n\x0c\x44\x65viceHealth\x12\x10\n\x08uptime_s\x18\x01 \x01(\x01\x12\x13\n\x0b\x63pu_percent\x18\x02 \x01(\x01\x12\x16\n\x0ememory_used_mb\x18\x03 \x01(\x01\x12\x17\n\x0fmemory_total_mb\x18\x04 \x01(\x01\x12\x1a\n\rtemperature_c\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12+\n\x07\x63\x61meras\x18\x06 \x03(\x0b\x32\x1a.mallpulse.v1.CameraHealth\x12\x14\n\x0coutbox_depth\x18\x07 \x01(\x04\x12\x1b\n\x13outbox_oldest_age_s\x18\x08 \x01(\x01\x12\x1c\n\x14outbox_dropped_total\x18\t \x01(\x04\x12\x18\n\x10software_version\x18\n \x01(\t\x12*\n\x06models\x18\x0b \x03(\x0b\x32\x1a.mallpulse.v1.ModelVersion\x12\x16\n\x0e\x63onfig_version\x18\x0c \x01(\x04\x42\x10\n\x0e_temperature_c\"\x85\x01\n\x0c\x44\x65viceStatus\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x10\n\x08store_id\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10software_version\x18\x05 \x01(\t*E\n\rSchemaVersion\x12\x1e\n\x1aSCHEMA_VERSION_UNSPECIFIED\x10\x00\x12\x14\n\x10SCHEMA_VERSION_1\x10\x01*\xb0\x01\n\x07\x41geBand\x12\x18\n\x14\x41GE_BAND_UNSPECIFIED\x10\x00\x12\x11\n\rAGE_BAND_0_17\x10\x01\x12\x12\n\x0e\x41GE_BAND_18_24\x10\x02\x12\x12\n\x0e\x41GE_BAND_25_34\x10\x03\x12\x12\n\x0e\x41GE_BAND_35_44\x10\x04\x12\x12\n\x0e\x41GE_BAND_45_54\x10\x05\x12\x12\n\x0e\x41GE_BAND_55_64\x10\x06\x12\x14\n\x10\x41GE_BAND_65_PLUS\x10\x07*X\n\x06Gender\x12\x16\n\x12GENDER_UNSPECIFIED\x10\x00\x12\x11\n\rGENDER_FEMALE\x10\x01\x12\x0f\n\x0bGENDER_MALE\x10\x02\x12\x12\n\x0eGENDER_UNKNOWN\x10\x03*c\n\x07Valence\x12\x17\n\x13VALENCE_UNSPECIFIED\x10\x00\x12\x14\n\x10VALENCE_POSITIVE\x10\x01\x12\x13\n\x0fVALENCE_NEUTRAL\x10\x02\x12\x14\n\x10VALENCE_NEGATIVE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.mallpulse.v1.telemetry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCHEMAVERSION']._serialized_start=2214
-  _globals['_SCHEMAVERSION']._serialized_end=2283
-  _globals['_AGEBAND']._serialized_start=2286
-  _globals['_AGEBAND']._serialized_end=2462
-  _globals['_GENDER']._serialized_start=2464
-  _globals['_GENDER']._serialized_end=2552
+  _globals['_SCHEMAVERSION']._serialized_start=2348
+  _globals['_SCHEMAVERSION']._serialized_end=2417
+  _globals['_AGEBAND']._serialized_start=2420
+  _globals['_AGEBAND']._serialized_end=2596
+  _globals['_GENDER']._serialized_start=2598
+  _globals['_GENDER']._serialized_end=2686
+  _globals['_VALENCE']._serialized_start=2688
+  _globals['_VALENCE']._serialized_end=2787
   _globals['_ENVELOPE']._serialized_start=87
   _globals['_ENVELOPE']._serialized_end=441
   _globals['_WINDOWREPORT']._serialized_start=444
-  _globals['_WINDOWREPORT']._serialized_end=714
-  _globals['_LINECROSSINGS']._serialized_start=716
-  _globals['_LINECROSSINGS']._serialized_end=785
-  _globals['_DWELLHISTOGRAM']._serialized_start=787
-  _globals['_DWELLHISTOGRAM']._serialized_end=860
-  _globals['_ZONEOCCUPANCY']._serialized_start=863
-  _globals['_ZONEOCCUPANCY']._serialized_end=1044
-  _globals['_QUEUESTATS']._serialized_start=1047
-  _globals['_QUEUESTATS']._serialized_end=1211
-  _globals['_SHELFINTERACTIONS']._serialized_start=1213
-  _globals['_SHELFINTERACTIONS']._serialized_end=1340
-  _globals['_DEMOGRAPHICCOUNT']._serialized_start=1342
-  _globals['_DEMOGRAPHICCOUNT']._serialized_end=1454
-  _globals['_DEMOGRAPHICS']._serialized_start=1456
-  _globals['_DEMOGRAPHICS']._serialized_end=1518
-  _globals['_CAMERAHEALTH']._serialized_start=1521
-  _globals['_CAMERAHEALTH']._serialized_end=1659
-  _globals['_MODELVERSION']._serialized_start=1661
-  _globals['_MODELVERSION']._serialized_end=1705
-  _globals['_DEVICEHEALTH']._serialized_start=1708
-  _globals['_DEVICEHEALTH']._serialized_end=2076
-  _globals['_DEVICESTATUS']._serialized_start=2079
-  _globals['_DEVICESTATUS']._serialized_end=2212
+  _globals['_WINDOWREPORT']._serialized_end=760
+  _globals['_LINECROSSINGS']._serialized_start=762
+  _globals['_LINECROSSINGS']._serialized_end=831
+  _globals['_DWELLHISTOGRAM']._serialized_start=833
+  _globals['_DWELLHISTOGRAM']._serialized_end=906
+  _globals['_ZONEOCCUPANCY']._serialized_start=909
+  _globals['_ZONEOCCUPANCY']._serialized_end=1090
+  _globals['_QUEUESTATS']._serialized_start=1093
+  _globals['_QUEUESTATS']._serialized_end=1257
+  _globals['_SHELFINTERACTIONS']._serialized_start=1259
+  _globals['_SHELFINTERACTIONS']._serialized_end=1386
+  _globals['_DEMOGRAPHICCOUNT']._serialized_start=1388
+  _globals['_DEMOGRAPHICCOUNT']._serialized_end=1500
+  _globals['_DEMOGRAPHICS']._serialized_start=1502
+  _globals['_DEMOGRAPHICS']._serialized_end=1564
+  _globals['_EMOTIONCOUNT']._serialized_start=1566
+  _globals['_EMOTIONCOUNT']._serialized_end=1652
+  _globals['_CAMERAHEALTH']._serialized_start=1655
+  _globals['_CAMERAHEALTH']._serialized_end=1793
+  _globals['_MODELVERSION']._serialized_start=1795
+  _globals['_MODELVERSION']._serialized_end=1839
+  _globals['_DEVICEHEALTH']._serialized_start=1842
+  _globals['_DEVICEHEALTH']._serialized_end=2210
+  _globals['_DEVICESTATUS']._serialized_start=2213
+  _globals['_DEVICESTATUS']._serialized_end=2346
 # @@protoc_insertion_point(module_scope)

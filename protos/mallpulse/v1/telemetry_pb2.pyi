@@ -87,6 +87,26 @@ GENDER_MALE: Gender.ValueType  # 2
 GENDER_UNKNOWN: Gender.ValueType  # 3
 Global___Gender: _TypeAlias = Gender  # noqa: Y015
 
+class _Valence:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ValenceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Valence.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VALENCE_UNSPECIFIED: _Valence.ValueType  # 0
+    VALENCE_POSITIVE: _Valence.ValueType  # 1
+    VALENCE_NEUTRAL: _Valence.ValueType  # 2
+    VALENCE_NEGATIVE: _Valence.ValueType  # 3
+
+class Valence(_Valence, metaclass=_ValenceEnumTypeWrapper):
+    """Valence of a facial expression, as estimated by the on-device model (aggregate only)."""
+
+VALENCE_UNSPECIFIED: Valence.ValueType  # 0
+VALENCE_POSITIVE: Valence.ValueType  # 1
+VALENCE_NEUTRAL: Valence.ValueType  # 2
+VALENCE_NEGATIVE: Valence.ValueType  # 3
+Global___Valence: _TypeAlias = Valence  # noqa: Y015
+
 @_typing.final
 class Envelope(_message.Message):
     """The unit of transmission; the cloud deduplicates on (device_id, sequence)."""
@@ -156,6 +176,7 @@ class WindowReport(_message.Message):
     SHELVES_FIELD_NUMBER: _builtins.int
     DEMOGRAPHICS_FIELD_NUMBER: _builtins.int
     FRAMES_PROCESSED_FIELD_NUMBER: _builtins.int
+    EMOTIONS_FIELD_NUMBER: _builtins.int
     frames_processed: _builtins.int
     """Frames the pipeline processed in this window (0 means the camera delivered nothing)."""
     @_builtins.property
@@ -168,6 +189,10 @@ class WindowReport(_message.Message):
     def shelves(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShelfInteractions]: ...
     @_builtins.property
     def demographics(self) -> Global___Demographics: ...
+    @_builtins.property
+    def emotions(self) -> _containers.RepeatedCompositeFieldContainer[Global___EmotionCount]:
+        """Facial expression by zone: one vote per tracked person whose face was read (optional stage)."""
+
     def __init__(
         self,
         *,
@@ -177,10 +202,11 @@ class WindowReport(_message.Message):
         shelves: _abc.Iterable[Global___ShelfInteractions] | None = ...,
         demographics: Global___Demographics | None = ...,
         frames_processed: _builtins.int = ...,
+        emotions: _abc.Iterable[Global___EmotionCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics", "frames_processed", b"frames_processed", "lines", b"lines", "queues", b"queues", "shelves", b"shelves", "zones", b"zones"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["demographics", b"demographics", "emotions", b"emotions", "frames_processed", b"frames_processed", "lines", b"lines", "queues", b"queues", "shelves", b"shelves", "zones", b"zones"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -408,6 +434,35 @@ class Demographics(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Demographics: _TypeAlias = Demographics  # noqa: Y015
+
+@_typing.final
+class EmotionCount(_message.Message):
+    """People in one zone (empty zone_id: outside every configured zone) whose expression, voted over
+    the faces sampled on their track, had this valence.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ZONE_ID_FIELD_NUMBER: _builtins.int
+    VALENCE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    zone_id: _builtins.str
+    valence: Global___Valence.ValueType
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        zone_id: _builtins.str = ...,
+        valence: Global___Valence.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "valence", b"valence", "zone_id", b"zone_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmotionCount: _TypeAlias = EmotionCount  # noqa: Y015
 
 @_typing.final
 class CameraHealth(_message.Message):

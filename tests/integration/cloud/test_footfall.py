@@ -104,7 +104,10 @@ def test_engagement_and_demographics(
     female, male = telemetry_pb2.GENDER_FEMALE, telemetry_pb2.GENDER_MALE
     store["send"](now, shelves={"cereal": (4, 40.0)}, zones={"floor": 2},
                   demographics={(telemetry_pb2.AGE_BAND_25_34, female): 3,
-                                (telemetry_pb2.AGE_BAND_65_PLUS, male): 1})  # fmt: skip
+                                (telemetry_pb2.AGE_BAND_65_PLUS, male): 1},
+                  emotions={("floor", telemetry_pb2.VALENCE_POSITIVE): 3,
+                            ("floor", telemetry_pb2.VALENCE_NEGATIVE): 1,
+                            ("", telemetry_pb2.VALENCE_NEUTRAL): 2})  # fmt: skip
     headers = token_for(Role.ADMIN)
     eng = client.get(f"/v1/stores/{store['id']}/engagement", headers=headers).json()
     assert eng["shelves"] == [
@@ -116,6 +119,12 @@ def test_engagement_and_demographics(
     assert {(c["age_band"], c["gender"]): c["count"] for c in demo["cells"]} == {
         ("25-34", "female"): 3, ("65+", "male"): 1,
     }  # fmt: skip
+    assert demo["emotions"] == [
+        {"zone_id": "", "people": 2, "positive": 0, "neutral": 2, "negative": 0,
+         "positive_share": 0.0, "negative_share": 0.0},
+        {"zone_id": "floor", "people": 4, "positive": 3, "neutral": 0, "negative": 1,
+         "positive_share": 0.75, "negative_share": 0.25},
+    ]  # fmt: skip
 
 
 def test_chain_views_for_headquarters(

@@ -33,6 +33,7 @@ ALLOWED_STRINGS = {
     "mallpulse.v1.ZoneOccupancy.zone_id": "a configured zone's id",
     "mallpulse.v1.QueueStats.zone_id": "the configured zone the queue is in",
     "mallpulse.v1.ShelfInteractions.shelf_id": "a configured shelf's id",
+    "mallpulse.v1.EmotionCount.zone_id": "a configured zone's id (empty: outside every zone)",
     "mallpulse.v1.CameraHealth.camera_id": "the camera's id",
     "mallpulse.v1.ModelVersion.name": "a model's name",
     "mallpulse.v1.ModelVersion.sha256": "a model file's digest",
@@ -85,12 +86,18 @@ def test_no_embedding_shaped_field_is_sent() -> None:
     assert lists <= ALLOWED_FLOAT_LISTS.keys(), lists - ALLOWED_FLOAT_LISTS.keys()
 
 
-@pytest.mark.parametrize("name", ["DemographicCount", "Demographics"])
+@pytest.mark.parametrize("name", ["DemographicCount", "Demographics", "EmotionCount"])
 def test_demographics_are_counts_by_band_and_gender(name: str) -> None:
     desc = telemetry_pb2.DESCRIPTOR.message_types_by_name[name]
     kinds = {f.name: f.type for f in desc.fields}
     if name == "Demographics":
         assert kinds == {"counts": FieldDescriptor.TYPE_MESSAGE}
+    elif name == "EmotionCount":  # a zone id, a valence and a count: no face, no score
+        assert kinds == {
+            "zone_id": FieldDescriptor.TYPE_STRING,
+            "valence": FieldDescriptor.TYPE_ENUM,
+            "count": FieldDescriptor.TYPE_UINT32,
+        }
     else:
         assert set(kinds.values()) <= {FieldDescriptor.TYPE_ENUM, FieldDescriptor.TYPE_UINT32}
 

@@ -66,6 +66,11 @@ def window_envelope() -> telemetry_pb2.Envelope:
             ]
         ),
         frames_processed=600,
+        emotions=[
+            telemetry_pb2.EmotionCount(
+                zone_id="lobby", valence=telemetry_pb2.VALENCE_POSITIVE, count=4
+            )
+        ],
     )
     return telemetry_pb2.Envelope(
         schema_version=telemetry_pb2.SCHEMA_VERSION_1,

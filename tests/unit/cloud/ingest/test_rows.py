@@ -19,13 +19,15 @@ def _env(seq: int, end: datetime, **kw: object) -> telemetry_pb2.Envelope:
 def test_rows_match_their_columns() -> None:
     batch = Batch()
     batch.add(_env(1, T, lines={"a": (1, 2)}, zones={"z": 3}, queues={"q": (2, 60.0)},
-                   shelves={"sh": (4, 8.0)}, demographics={(3, 1): 2}))  # fmt: skip
+                   shelves={"sh": (4, 8.0)}, demographics={(3, 1): 2},
+                   emotions={("z", telemetry_pb2.VALENCE_POSITIVE): 5}))  # fmt: skip
     batch.add(health_envelope(store_id="s", device_id="d", sequence=2, start=T, end=T))
     for table, rows in batch.rows.items():
         assert rows, table
         assert all(len(r) == len(COLUMNS[table]) for r in rows), table
     assert batch.rows["demographics"][0][5:] == ("25-34", "female", 2)
-    assert batch.row_count == 6
+    assert batch.rows["emotions"][0][3:4] + batch.rows["emotions"][0][6:] == ("z", "positive", 5)
+    assert batch.row_count == 7
 
 
 def test_hourly_rollup_splits_by_window_start_hour() -> None:

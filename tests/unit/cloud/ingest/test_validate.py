@@ -131,3 +131,23 @@ def test_a_check_that_fails_unexpectedly_rejects_instead_of_raising(
     assert isinstance(verdict, Rejection)
     assert verdict.code is Reason.UNPROCESSABLE
     assert "OverflowError" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("zone_id", "valence", "count", "words"),
+    [
+        ("z", 99, 1, "unknown valence 99"),
+        ("bad zone!", 1, 1, "zone_id"),
+        ("z", 1, 10**9, "count"),
+    ],
+)
+def test_emotion_counts_are_checked(zone_id: str, valence: int, count: int, words: str) -> None:
+    env = _env()
+    env.window.emotions.add(zone_id=zone_id, valence=valence, count=count)  # type: ignore[arg-type]
+    verdict = decode(_item(env), LIMITS, NOW)
+    assert isinstance(verdict, Rejection) and words in verdict.reason
+
+
+def test_emotions_outside_every_zone_pass() -> None:
+    env = _env(emotions={("", 2): 3, ("z", 1): 1})
+    assert not isinstance(decode(_item(env), LIMITS, NOW), Rejection)
