@@ -214,6 +214,12 @@ def _step(conn: Conn, execution_id: int, now: datetime, eng: Engine) -> bool:
         key = f"{ex.id}:{node.id}:{ex.visit}"
         if repo.journal_get(conn, key) is None:
             ok, outcome = perform(conn, node.action, ex, key, now, eng.actions)
+            log.info(
+                "automation action",
+                extra={"execution_id": ex.id, "workflow_id": ex.workflow_id,
+                       "profile_id": ex.profile_id, "node_id": node.id, "idempotency_key": key,
+                       "kind": node.action.kind, "ok": ok},
+            )  # fmt: skip
             repo.journal_put(conn, key, execution_id=ex.id, node_id=node.id,
                              kind=node.action.kind, ok=ok, outcome=outcome, at=now)  # fmt: skip
     if eng.after_action is not None:

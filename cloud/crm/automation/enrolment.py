@@ -12,6 +12,7 @@ from pydantic import JsonValue
 
 from cloud.crm.automation import repository as repo
 from cloud.crm.automation.definition import Definition
+from cloud.crm.automation.metrics import ENROLLED
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -95,6 +96,7 @@ def enrol(
     repo.log(conn, ex, entry, "entered", now, detail=f"trigger {trigger.get('kind', '?')}")
     if not held:
         repo.schedule(conn, eid, now)
+    ENROLLED.labels(str(trigger.get("kind", "unknown"))).inc()
     log.info(
         "automation enrolment",
         extra={"workflow_id": workflow_id, "execution_id": eid, "profile_id": profile_id,

@@ -12,6 +12,8 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 from pydantic import JsonValue
 
+from cloud.crm.automation.metrics import ACTIONS, STEPS
+
 Conn = psycopg.Connection[Any]
 LIVE = ("running", "waiting", "holdout")
 
@@ -338,6 +340,7 @@ def journal_put(
     at: datetime,
 ) -> None:
     """Record an action's outcome under its key (in the transaction of its effect)."""
+    ACTIONS.labels(kind, "true" if ok else "false").inc()
     conn.execute(
         "INSERT INTO automation_actions (idem_key, execution_id, node_id, kind, ok, outcome, at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -356,6 +359,7 @@ def log(
     detail: str = "",
 ) -> None:
     """Append one step event."""
+    STEPS.labels(event).inc()
     conn.execute(
         "INSERT INTO automation_step_log (execution_id, workflow_id, version, node_id, event,"
         " branch, detail, at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
