@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--no-baseline", action="store_true", help="Only the run with kills.")
     args = parser.parse_args(argv)
     admin = os.environ.get("MALLPULSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     print(f"load average before: {os.getloadavg()}", flush=True)
-    for kills in (0, args.kills):
+    for kills in (args.kills,) if args.no_baseline else (0, args.kills):
         r = one(admin, args.messages, args.workers, kills, args.seed)
         print(
             f"kills {r.kills:3}: {r.messages} messages in {r.seconds:.1f} s"

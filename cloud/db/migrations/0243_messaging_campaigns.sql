@@ -37,3 +37,8 @@ CREATE TABLE IF NOT EXISTS crm_msg_rate_buckets (
     tokens       double precision NOT NULL,
     refilled_at  timestamptz NOT NULL
 );
+-- The claim's order (priority, then age) straight from an index: without it every claim sorted
+-- all queued messages, which at campaign volume (10^5..10^6 queued) cost more than the sends.
+CREATE INDEX IF NOT EXISTS crm_message_outbox_claim ON crm_message_outbox
+    ((CASE priority WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END), id)
+    WHERE status = 'queued';
