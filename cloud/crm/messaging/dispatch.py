@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from prometheus_client import Counter, Histogram
 
 from cloud.crm.messaging import repository as repo
 from cloud.crm.messaging.builtin import BUILTIN
@@ -45,6 +46,17 @@ from cloud.crm.messaging.templates import Rendered, Template, pick_locale, rende
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
+DISPATCHED = Counter(
+    "mallpulse_messaging_dispatched",
+    "Outbox messages by what a dispatch did with them (sent, deferred, skipped, retried, failed,"
+    " uncertain, requeued, failed_over).",
+    ["outcome"],
+)
+BATCH_SECONDS = Histogram(
+    "mallpulse_messaging_batch_seconds",
+    "Time to work one claimed batch, sends included.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 @dataclass
@@ -218,10 +230,14 @@ class Dispatcher:
         with _send_mode(conn):
             total = self.recover(conn)
             for _ in range(max_batches):
-                counts, claimed = self.run_batch(conn)
+                with BATCH_SECONDS.time():
+                    counts, claimed = self.run_batch(conn)
                 total.add(counts)
                 if claimed < self.config.batch_size:
                     break
+        for outcome, n in total.__dict__.items():
+            if n:
+                DISPATCHED.labels(outcome).inc(n)
         return total
 
     def recover(self, conn: Conn) -> Counts:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from cloud.crm.messaging import repository as repo
@@ -105,8 +106,9 @@ def world(fresh_database: Callable[..., str]) -> Iterator[World]:
         c2.stop()
 
 
-def _accepted(sink: SmtpSink, refused: set[int]) -> int:
-    return len(sink.received()) - len(refused)
+def _metric(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("mallpulse_messaging_dispatched_total", {"outcome": outcome})
+    return value or 0.0
 
 
 def test_a_transient_refusal_fails_over_to_the_second_provider(world: World) -> None:
@@ -116,8 +118,10 @@ def test_a_transient_refusal_fails_over_to_the_second_provider(world: World) -> 
         Provider("relay-a", world.smtp(world.primary)),
         Provider("relay-b", world.smtp(world.secondary)),
     ]
+    before = _metric("failed_over")
     counts = world.dispatcher(route).run(world.conn)
     assert (counts.sent, counts.failed_over) == (1, 1)
+    assert _metric("failed_over") == before + 1
     row = world.rows()[mid]
     assert row["status"] == "sent" and row["provider"] == "relay-b"
     assert len(world.secondary.received()) == 1 and len(world.primary.received()) == 1
