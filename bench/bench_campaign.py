@@ -89,8 +89,9 @@ def baseline(url: str) -> tuple[int, float]:
 def hub(url: str, segment: int) -> tuple[int, float]:
     """The campaign service, committed."""
     body = campaigns.CampaignCreate(
-        name="Spring", channel="email", template="bench", segment_id=segment
-    )
+        name="Spring", channel="email", template="bench",
+        audience=campaigns.SegmentAudience(segment_id=segment),
+    )  # fmt: skip
     with psycopg.connect(url) as conn:
         start = time.perf_counter()
         out = campaigns.queue(conn, body, idempotency_key="bench-1", actor="bench")

@@ -239,7 +239,7 @@ def _unsubscribe_secret(settings: SettingsDep) -> str | None:
     " `profile_ids` who has an address for the channel, in one transaction (202: committed)."
     " Consent, suppression, quiet hours and caps are checked as each message leaves. A retry"
     " with the same key and body returns the same campaign (`replayed`); another body with that"
-    " key is a 409; an unknown segment is a 404, an unknown template a 422.",
+    " key is a 409; an unknown segment or template is a 404.",
     status_code=202,
     responses=problem_responses(404, 409),
 )

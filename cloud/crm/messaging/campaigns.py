@@ -8,17 +8,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.schemas.limits import PG_BIGINT_MAX, JsonObject
 from cloud.crm.idempotency import request_hash
 from cloud.crm.messaging import repository as repo
 from cloud.crm.messaging.builtin import BUILTIN
-from cloud.crm.messaging.errors import (
-    MessagingConflictError,
-    MessagingInvalidInputError,
-    MessagingNotFoundError,
-)
+from cloud.crm.messaging.errors import MessagingConflictError, MessagingNotFoundError
 from cloud.crm.messaging.policy import Priority, Purpose
 from cloud.crm.messaging.schemas import Locale, MessageChannel, TemplateName
 from cloud.crm.messaging.service import ADDRESS_KINDS
@@ -27,6 +23,20 @@ Conn = psycopg.Connection[Any]
 #: Most customers a campaign may list by id (larger audiences are segments).
 MAX_LISTED = 10_000
 Id = Annotated[int, Field(ge=1, le=PG_BIGINT_MAX)]
+
+
+class SegmentAudience(BaseModel):
+    """The current members of a segment."""
+
+    model_config = ConfigDict(extra="forbid")
+    segment_id: Id = Field(description="The segment.")
+
+
+class ListAudience(BaseModel):
+    """Customers by id (duplicates and merged profiles count once)."""
+
+    model_config = ConfigDict(extra="forbid")
+    profile_ids: list[Id] = Field(min_length=1, max_length=MAX_LISTED, description="Customers.")
 
 
 class CampaignCreate(BaseModel):
@@ -40,16 +50,9 @@ class CampaignCreate(BaseModel):
     purpose: Purpose = Field(default="marketing", description="Marketing needs consent.")
     priority: Priority = Field(default="normal", description="Priority under frequency caps.")
     locale: Locale | None = Field(default=None, description="Locale; none: each customer's.")
-    segment_id: Id | None = Field(default=None, description="The segment's current members.")
-    profile_ids: list[Id] | None = Field(
-        default=None, min_length=1, max_length=MAX_LISTED, description="Customers, by id."
+    audience: SegmentAudience | ListAudience = Field(
+        description='`{"segment_id": n}` or `{"profile_ids": [...]}`.'
     )
-
-    @model_validator(mode="after")
-    def _one_audience(self) -> CampaignCreate:
-        if (self.segment_id is None) == (self.profile_ids is None):
-            raise ValueError("give exactly one of segment_id and profile_ids")
-        return self
 
 
 class CampaignPublic(BaseModel):
@@ -90,15 +93,18 @@ def queue(conn: Conn, body: CampaignCreate, *, idempotency_key: str, actor: str)
     same key with another body is a conflict). The caller commits."""
     channel = body.channel.value
     digest = request_hash(body.model_dump(mode="json"))
-    if body.segment_id is not None and not repo.segment_exists(conn, body.segment_id):
-        raise MessagingNotFoundError(f"segment {body.segment_id} does not exist")
+    who = body.audience
+    segment_id = who.segment_id if isinstance(who, SegmentAudience) else None
+    profile_ids = who.profile_ids if isinstance(who, ListAudience) else None
+    if segment_id is not None and not repo.segment_exists(conn, segment_id):
+        raise MessagingNotFoundError(f"segment {segment_id} does not exist")
     if not repo.template_variants(conn, body.template, channel) and not BUILTIN.get(
         (body.template, channel)
     ):
-        raise MessagingInvalidInputError(f"no template {body.template!r} for channel {channel!r}")
+        raise MessagingNotFoundError(f"no template {body.template!r} for channel {channel!r}")
     row, created = repo.insert_campaign(
         conn, name=body.name, channel=channel, template=body.template, purpose=body.purpose,
-        priority=body.priority, locale=body.locale, segment_id=body.segment_id,
+        priority=body.priority, locale=body.locale, segment_id=segment_id,
         variables=body.variables, idempotency_key=idempotency_key, request_hash=digest,
         created_by=actor,
     )  # fmt: skip
@@ -109,9 +115,7 @@ def queue(conn: Conn, body: CampaignCreate, *, idempotency_key: str, actor: str)
             )
         return _public(conn, row, replayed=True)
     kinds = () if channel == "inapp" else ADDRESS_KINDS[channel]
-    audience, queued = repo.queue_campaign_messages(
-        conn, row, kinds=kinds, profile_ids=body.profile_ids
-    )
+    audience, queued = repo.queue_campaign_messages(conn, row, kinds=kinds, profile_ids=profile_ids)
     return _public(conn, {**row, "audience": audience, "queued": queued})
 
 

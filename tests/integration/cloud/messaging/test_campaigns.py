@@ -82,7 +82,7 @@ def test_a_segment_campaign_is_queued_once_per_key_and_person(
         )
     segment = _segment(database_url, [p for p, _ in people] + [merged, phone_only])
     body = {"name": "Spring", "channel": "email", "template": _template(client, marketer),
-            "variables": {"offer": "20% off"}, "segment_id": segment}  # fmt: skip
+            "variables": {"offer": "20% off"}, "audience": {"segment_id": segment}}  # fmt: skip
     key = {"Idempotency-Key": f"camp-{uuid.uuid4().hex}", **marketer}
     res = client.post(C, json=body, headers=key)
     assert res.status_code == 202, res.text
@@ -104,7 +104,7 @@ def test_a_list_campaign_on_inapp_reaches_each_listed_customer(
 ) -> None:
     ids = [customer(client, marketer)[0] for _ in range(3)]
     body = {"name": "Inbox", "channel": "inapp", "template": _template(client, marketer, "inapp"),
-            "purpose": "transactional", "profile_ids": [*ids, ids[0]]}  # fmt: skip
+            "purpose": "transactional", "audience": {"profile_ids": [*ids, ids[0]]}}  # fmt: skip
     res = client.post(C, json=body, headers={"Idempotency-Key": uuid.uuid4().hex, **marketer})
     assert res.status_code == 202, res.text
     assert (res.json()["audience"], res.json()["queued"]) == (3, 3)
@@ -114,10 +114,11 @@ def test_a_list_campaign_on_inapp_reaches_each_listed_customer(
 @pytest.mark.parametrize(
     ("change", "status", "detail"),
     [
-        ({"segment_id": 9_000_000_000}, 404, "segment 9000000000 does not exist"),
-        ({"template": "no_such_template"}, 422, "no template 'no_such_template'"),
-        ({"profile_ids": [1]}, 422, "exactly one of segment_id and profile_ids"),
-        ({"segment_id": None}, 422, "exactly one of segment_id and profile_ids"),
+        ({"audience": {"segment_id": 9_000_000_000}}, 404, "segment 9000000000 does not exist"),
+        ({"template": "no_such_template"}, 404, "no template 'no_such_template'"),
+        ({"audience": {"segment_id": 1, "profile_ids": [1]}}, 422, "audience"),
+        ({"audience": {}}, 422, "audience"),
+        ({"audience": {"profile_ids": []}}, 422, "profile_ids"),
         ({"name": ""}, 422, "name"),
         ({"channel": "fax"}, 422, "channel"),
     ],
@@ -132,7 +133,7 @@ def test_a_bad_campaign_is_a_problem_naming_it(
 ) -> None:
     segment = _segment(database_url, [customer(client, marketer)[0]])
     body = {"name": "Bad", "channel": "email", "template": _template(client, marketer),
-            "segment_id": segment, **change}  # fmt: skip
+            "audience": {"segment_id": segment}, **change}  # fmt: skip
     res = client.post(C, json=body, headers={"Idempotency-Key": uuid.uuid4().hex, **marketer})
     assert detail in str(problem(res, status)), res.text
 
@@ -178,7 +179,7 @@ def test_a_queued_campaign_is_sent_within_the_policy(
         segment = _segment_on(conn, ids)
         body = campaigns.CampaignCreate(
             name="Sale", channel="email", template="sale", variables={"offer": "Half price"},
-            segment_id=segment,
+            audience=campaigns.SegmentAudience(segment_id=segment),
         )  # fmt: skip
         made = campaigns.queue(conn, body, idempotency_key="k1", actor="tester")
         conn.commit()
