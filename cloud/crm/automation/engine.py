@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -154,36 +154,45 @@ def decide(conn: Conn, node: Node, ex: ExecutionRow, now: datetime) -> _Go | _Wa
     return None
 
 
-def _goto(conn: Conn, ex: ExecutionRow, target: str | None, now: datetime) -> bool:
-    """Enter `target` (None: complete); whether the execution goes on running."""
+def _goto(
+    conn: Conn,
+    ex: ExecutionRow,
+    target: str | None,
+    now: datetime,
+    done: tuple[str, str, str | None, str] | None = None,
+) -> ExecutionRow | None:
+    """Log `done` (node, event, branch, detail: the step that finished) and enter `target`
+    (None: complete); the execution as it now is, or None when it ended."""
+    logged = [done] if done is not None else []
     if target is None:
         repo.finish(conn, ex.id, status="completed", reason="end of path", at=now, converted=False)
-        repo.log(conn, ex, ex.node_id, "completed", now, detail="end of path")
-        return False
+        repo.log_many(conn, ex, [*logged, (ex.node_id, "completed", None, "end of path")], now)
+        return None
     visits = dict(ex.visits)
     visits[target] = visits.get(target, 0) + 1
     repo.move(conn, ex.id, node_id=target, visit=visits[target], visits=visits, status="running",
               wait_since=None, wait_until=None, at=now)  # fmt: skip
-    repo.log(conn, ex, target, "entered", now)
-    return True
+    repo.log_many(conn, ex, [*logged, (target, "entered", None, "")], now)
+    return replace(ex, node_id=target, visit=visits[target], visits=visits, status="running",
+                   wait_since=None, wait_until=None, updated_at=now)  # fmt: skip
 
 
 def _lock_live(
     conn: Conn, execution_id: int, now: datetime
 ) -> tuple[ExecutionRow, Definition] | None:
     """Lock the execution; None (and its timer dropped or deferred) unless it may step now."""
-    ex = repo.get_execution(conn, execution_id, lock=True)
-    if ex is None or ex.status not in ("running", "waiting"):
+    got = repo.lock_execution(conn, execution_id)
+    if got is None or got[0].status not in ("running", "waiting"):
         repo.unschedule(conn, execution_id)
         return None
-    wf = repo.get_workflow(conn, ex.workflow_id)
-    if wf is None:
+    ex, wf_status = got
+    if wf_status == "archived":
         repo.finish(
             conn, ex.id, status="exited", reason="workflow archived", at=now, converted=False
         )
         repo.log(conn, ex, ex.node_id, "exited", now, detail="workflow archived")
         return None
-    if wf.status == "paused":
+    if wf_status == "paused":
         repo.schedule(conn, ex.id, now + PAUSED_RETRY)
         return None
     d = definition_of(conn, ex.workflow_id, ex.version)
@@ -198,7 +207,8 @@ def _lock_live(
 
 
 def _step(conn: Conn, execution_id: int, now: datetime, eng: Engine) -> bool:
-    """Run the execution's current node; whether it should step again at once."""
+    """Run the execution's current node (and the effect-free nodes after it); whether it
+    should step again at once."""
     with conn.transaction():
         got = _lock_live(conn, execution_id, now)
         if got is None:
@@ -210,9 +220,10 @@ def _step(conn: Conn, execution_id: int, now: datetime, eng: Engine) -> bool:
                         converted=False)  # fmt: skip
             return False
         if not isinstance(node, ActionNode):
-            return _advance_plain(conn, node, ex, now)
+            return _plain_run(conn, d, ex, now)
         key = f"{ex.id}:{node.id}:{ex.visit}"
-        if repo.journal_get(conn, key) is None:
+        done = repo.journal_get(conn, key)
+        if done is None:
             ok, outcome = perform(conn, node.action, ex, key, now, eng.actions)
             log.info(
                 "automation action",
@@ -222,6 +233,7 @@ def _step(conn: Conn, execution_id: int, now: datetime, eng: Engine) -> bool:
             )  # fmt: skip
             repo.journal_put(conn, key, execution_id=ex.id, node_id=node.id,
                              kind=node.action.kind, ok=ok, outcome=outcome, at=now)  # fmt: skip
+            done = (ok, outcome)
     if eng.after_action is not None:
         eng.after_action(ex.id, node.id)
     with conn.transaction():
@@ -232,15 +244,31 @@ def _step(conn: Conn, execution_id: int, now: datetime, eng: Engine) -> bool:
             or (cur.node_id, cur.visit) != (node.id, ex.visit)
         ):
             return False  # another worker moved it on meanwhile
-        done = repo.journal_get(conn, key)
-        assert done is not None
-        ok = done[0]
-        repo.log(conn, cur, node.id, "completed" if ok else "failed", now,
-                 detail=str(done[1].get("error", node.action.kind)))  # fmt: skip
-        return _goto(conn, cur, node.next, now)
+        ok, outcome = done
+        detail = str(outcome.get("error", node.action.kind))
+        event = "completed" if ok else "failed"
+        moved = _goto(conn, cur, node.next, now, (node.id, event, None, detail))
+        return moved is not None and _plain_run(conn, d, moved, now)
 
 
-def _advance_plain(conn: Conn, node: Node, ex: ExecutionRow, now: datetime) -> bool:
+def _plain_run(conn: Conn, d: Definition, ex: ExecutionRow, now: datetime) -> bool:
+    """Run the nodes that have no effect (entry, condition, split, wait decisions, end) in the
+    caller's transaction, which holds the execution's lock: same instant, nothing changes
+    between them. Stops at an action node (True: step again, in a transaction of its own that
+    checks the exit criteria first), a wait or the end (False)."""
+    cur: ExecutionRow | None = ex
+    for _ in range(len(d.nodes) + 1):
+        if cur is None:
+            return False
+        node = d.node(cur.node_id)
+        if node is None or isinstance(node, ActionNode):
+            return node is not None
+        cur = _advance_plain(conn, node, cur, now)
+    return cur is not None
+
+
+def _advance_plain(conn: Conn, node: Node, ex: ExecutionRow, now: datetime) -> ExecutionRow | None:
+    """Decide one effect-free node; the execution after it, or None when it waits or ended."""
     what = decide(conn, node, ex, now)
     if what is None:
         return _goto(conn, ex, None, now)
@@ -251,14 +279,13 @@ def _advance_plain(conn: Conn, node: Node, ex: ExecutionRow, now: datetime) -> b
                       at=now)  # fmt: skip
             repo.log(conn, ex, node.id, "waiting", now, detail=f"until {what.until.isoformat()}")
         repo.schedule(conn, ex.id, what.until)
-        return False
-    repo.log(conn, ex, node.id, "completed", now, branch=what.branch)
-    return _goto(conn, ex, what.target, now)
+        return None
+    return _goto(conn, ex, what.target, now, (node.id, "completed", what.branch, ""))
 
 
 def advance(conn: Conn, execution_id: int, *, now: datetime, engine: Engine | None = None) -> int:
-    """Step the execution until it waits, ends or `max_steps` nodes ran (then it is due again
-    at once); returns how many nodes ran. Each node commits on its own."""
+    """Step the execution until it waits, ends or `max_steps` steps ran (then it is due again
+    at once); returns how many steps (transactions that claimed it) ran."""
     eng = engine or Engine()
     steps = 0
     while steps < eng.max_steps:

@@ -20,7 +20,9 @@ Conn = psycopg.Connection[Any]
 
 def definition_of(conn: Conn, workflow_id: int, version: int) -> Definition:
     """A version's definition (versions never change, so parsed ones are cached)."""
-    got = _cached.get((workflow_id, version))
+    # Keyed by database too: one process may serve several (tests, the demo).
+    key = (conn.info.host, conn.info.port, conn.info.dbname, workflow_id, version)
+    got = _cached.get(key)
     if got is not None:
         return got
     raw = repo.get_definition(conn, workflow_id, version)
@@ -29,11 +31,11 @@ def definition_of(conn: Conn, workflow_id: int, version: int) -> Definition:
     d = Definition.model_validate(raw)
     if len(_cached) > 4096:
         _cached.clear()
-    _cached[(workflow_id, version)] = d
+    _cached[key] = d
     return d
 
 
-_cached: dict[tuple[int, int], Definition] = {}
+_cached: dict[tuple[str, int, str, int, int], Definition] = {}
 
 
 def unit_hash(*parts: object) -> float:

@@ -367,6 +367,38 @@ def log(
     )
 
 
+def log_many(
+    conn: Conn, ex: ExecutionRow, rows: list[tuple[str, str, str | None, str]], at: datetime
+) -> None:
+    """Append (node, event, branch, detail) step events in one statement."""
+    for _, event, _, _ in rows:
+        STEPS.labels(event).inc()
+    conn.execute(
+        "INSERT INTO automation_step_log (execution_id, workflow_id, version, node_id, event,"
+        " branch, detail, at) SELECT %s, %s, %s, n, e, b, d, %s"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY"
+        " AS t(n, e, b, d, i) ORDER BY i",
+        (
+            ex.id, ex.workflow_id, ex.version, at, [r[0] for r in rows], [r[1] for r in rows],
+            [r[2] for r in rows], [r[3][:500] for r in rows],
+        ),
+    )  # fmt: skip
+
+
+def lock_execution(conn: Conn, execution_id: int) -> tuple[ExecutionRow, str] | None:
+    """Lock one execution; with its workflow's status."""
+    q = (
+        "SELECT e.id, e.workflow_id, e.version, e.profile_id, e.status, e.node_id, e.visit,"
+        " e.visits, e.wait_since, e.wait_until, e.trigger, e.enrolled_at, e.finished_at,"
+        " e.exit_reason, e.converted_at, e.updated_at, w.status FROM automation_executions e"
+        " JOIN automation_workflows w ON w.id = e.workflow_id WHERE e.id = %s FOR UPDATE OF e"
+    )
+    row = conn.execute(q, (execution_id,)).fetchone()
+    if row is None:
+        return None
+    return ExecutionRow(*row[:16]), str(row[16])
+
+
 def step_log(conn: Conn, execution_id: int, limit: int = 200) -> list[dict[str, Any]]:
     """An execution's step events, oldest first."""
     rows = conn.execute(
