@@ -178,3 +178,29 @@ def _now(conn: Conn) -> Any:
     row = conn.execute("SELECT now()").fetchone()
     assert row is not None
     return row[0]
+
+
+#: A reviewer's verdict on a message in doubt -> its new status.
+REVIEW_OUTCOMES = {"resend": "queued", "delivered": "sent", "drop": "failed"}
+
+
+def review(conn: Conn, *, message_id: int, outcome: str, note: str, actor: str) -> dict[str, Any]:
+    """Resolve an `uncertain` message after checking with the provider: `resend` (it never
+    arrived), `delivered` (it did) or `drop`; recorded with the reviewer. 409 when the message
+    is not in doubt."""
+    reason = f"reviewed by {actor}: {outcome}" + (f" ({note})" if note else "")
+    if not repo.resolve_in_doubt(
+        conn, message_id, status=REVIEW_OUTCOMES[outcome], reason=reason, at=_now(conn)
+    ):
+        row = repo.get_message(conn, message_id)
+        if row is None:
+            raise MessagingNotFoundError(f"message {message_id} does not exist")
+        raise MessagingConflictError(
+            f"message {message_id} is not in doubt (status {row['status']!r})"
+        )
+    return status(conn, message_id)
+
+
+def in_doubt(conn: Conn, *, after: int, limit: int) -> list[dict[str, Any]]:
+    """Messages waiting for a review, by id."""
+    return [public(r) for r in repo.messages_in_doubt(conn, after=after, limit=limit)]
