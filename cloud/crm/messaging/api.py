@@ -4,9 +4,10 @@ credential)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import ConnDep, MarketerDep, SettingsDep
 from cloud.api.problems import problem_responses
@@ -258,3 +259,48 @@ def queue_campaign(
 def get_campaign(campaign_id: RowId, conn: ConnDep, _: MarketerDep) -> campaigns.CampaignPublic:
     """Audience, queued, and how many messages are queued, sent, skipped, failed..."""
     return campaigns.get(conn, campaign_id)
+
+
+class ReviewRequest(BaseModel):
+    """A reviewer's verdict on a message in doubt."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["resend", "delivered", "drop"] = Field(
+        description="resend: it never reached the customer; delivered: it did; drop: give up."
+    )
+    note: str = Field(default="", max_length=1000, pattern=r"^[^\x00]*$", description="Why.")
+
+
+@router.get(
+    PREFIX + "/review",
+    summary="Messages in doubt (a worker died while the provider had them)",
+    description="`uncertain` messages, by id: the provider may or may not have accepted them and"
+    " the channel cannot drop a duplicate, so they are never resent without a review.",
+)
+def list_in_doubt(
+    conn: ConnDep,
+    _: MarketerDep,
+    after: Annotated[int, Query(ge=0, le=PG_BIGINT_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[MessagePublic]:
+    """Page with `after` (the last id seen)."""
+    return [
+        MessagePublic.model_validate(r) for r in service.in_doubt(conn, after=after, limit=limit)
+    ]
+
+
+@router.post(
+    PREFIX + "/messages/{message_id}/review",
+    summary="Resolve a message in doubt: resend, delivered or drop",
+    description="Recorded with the reviewer as a `review` decision. A message not in doubt is a"
+    " 409 (a second review of the same message included).",
+    responses=problem_responses(404, 409),
+)
+def review_message(
+    message_id: RowId, body: ReviewRequest, conn: ConnDep, who: MarketerDep
+) -> MessagePublic:
+    """Apply the verdict."""
+    out = service.review(
+        conn, message_id=message_id, outcome=body.outcome, note=body.note, actor=who.subject
+    )
+    return MessagePublic.model_validate(out)

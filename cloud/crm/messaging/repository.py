@@ -505,3 +505,30 @@ def segment_exists(conn: Conn, segment_id: int) -> bool:
         "SELECT 1 FROM crm_segments WHERE id = %s AND archived_at IS NULL", (segment_id,)
     ).fetchone()
     return row is not None
+
+
+def messages_in_doubt(conn: Conn, *, after: int, limit: int) -> list[Row]:
+    """`uncertain` messages (a send whose outcome died with its worker), by id."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM crm_message_outbox WHERE status = 'uncertain'"
+            " AND id > %s ORDER BY id LIMIT %s",
+            (after, limit),
+        ).fetchall()
+
+
+def resolve_in_doubt(
+    conn: Conn, message_id: int, *, status: str, reason: str, at: datetime
+) -> bool:
+    """Move an `uncertain` message to `status` (queued: sent again) and record the review;
+    False when it is not in doubt."""
+    row = conn.execute(
+        "WITH u AS (UPDATE crm_message_outbox SET status = %(status)s, not_before = NULL,"
+        " lease_token = NULL, lease_until = NULL, send_seq = NULL, send_started_at = NULL,"
+        " sent_at = CASE WHEN %(status)s = 'sent' THEN %(at)s ELSE sent_at END"
+        " WHERE id = %(id)s AND status = 'uncertain' RETURNING id)"
+        " INSERT INTO crm_msg_decisions (message_id, decision, reason, decided_at)"
+        " SELECT id, 'review', %(reason)s, %(at)s FROM u RETURNING message_id",
+        {"status": status, "id": message_id, "reason": reason, "at": at},
+    ).fetchone()
+    return row is not None

@@ -212,3 +212,31 @@ def _segment_on(conn: psycopg.Connection[Any], members: list[int]) -> int:
         (row[0], members),
     )
     return int(row[0])
+
+
+def test_a_message_in_doubt_is_listed_and_resolved_once_by_a_reviewer(
+    client: TestClient, marketer: dict[str, str], database_url: str
+) -> None:
+    pid, email = customer(client, marketer)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO crm_message_outbox (profile_id, channel, address, template, status,"
+            " attempts) VALUES (%s, 'email', %s, 'receipt', 'uncertain', 1) RETURNING id",
+            (pid, email),
+        ).fetchone()
+    assert row is not None
+    mid = int(row[0])
+    listed = client.get("/v1/messaging/review", params={"after": mid - 1}, headers=marketer)
+    assert [m["id"] for m in listed.json()][:1] == [mid]
+    url = f"/v1/messaging/messages/{mid}/review"
+    res = client.post(
+        url, json={"outcome": "resend", "note": "not in the relay's log"}, headers=marketer
+    )
+    assert res.status_code == 200, res.text
+    assert res.json()["status"] == "queued"
+    assert res.json()["decisions"][-1]["reason"].endswith("resend (not in the relay's log)")
+    again = problem(client.post(url, json={"outcome": "drop"}, headers=marketer), 409)
+    assert "not in doubt (status 'queued')" in again["detail"]
+    problem(client.post("/v1/messaging/messages/9000000000/review", json={"outcome": "drop"},
+                        headers=marketer), 404)  # fmt: skip
+    problem(client.post(url, json={"outcome": "maybe"}, headers=marketer), 422)
