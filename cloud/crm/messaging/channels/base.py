@@ -163,4 +163,13 @@ def build_channel(config: ChannelConfig, context: Any = None) -> Channel:
 
 def _load_builtin() -> None:
     # Importing the adapter modules registers them; done lazily so base.py has no cycle.
-    from cloud.crm.messaging.channels import email, inapp  # noqa: F401
+    from cloud.crm.messaging.channels import (  # noqa: F401
+        apns,
+        email,
+        fcm,
+        inapp,
+        twilio,
+        webpush,
+        wechat,
+        whatsapp,
+    )

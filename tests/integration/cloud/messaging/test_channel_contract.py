@@ -1,28 +1,45 @@
 """One contract every channel adapter keeps (river's checks/ style), run over each of them: built
 from its config by `type`, `send` returns the provider's id, refusals are typed errors, receipts
-and inbound messages that are not theirs are refused, and idempotent channels really are."""
+and inbound messages that are not theirs are refused, and idempotent channels really are. The HTTP
+adapters also keep one failure contract against their local provider server: rate limited ->
+RateLimitedError with a wait, invalid number -> InvalidAddressError, template not approved ->
+TemplateNotApprovedError, 5xx or no server -> TransientChannelError."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 
 from cloud.crm.messaging.channels.base import (
     Channel,
     ChannelError,
+    InvalidAddressError,
     OutboundMessage,
     PermanentChannelError,
+    RateLimitedError,
+    TemplateNotApprovedError,
+    TransientChannelError,
     build_channel,
     parse_config,
     registered_types,
 )
 from cloud.crm.messaging.channels.email import SmtpConfig
+from tests.support import providers as prov
 from tests.support.smtp import SmtpSink
 
-CHANNEL_TYPES = ["smtp", "inapp"]
+HTTP_TYPES = ["twilio", "whatsapp", "wechat", "fcm", "apns", "webpush"]
+CHANNEL_TYPES = ["smtp", "inapp", *HTTP_TYPES]
+#: The failure switches each provider has (SMS, push: no templates to approve).
+TEMPLATED = {"whatsapp", "wechat"}
+VAPID_PRIVATE = "Q0hG1DWGJ8tCTcOEpQY7yEF3B2bS9rw3mhX-a-3-7Qs"  # a fixed P-256 scalar, base64url
 
 
 def test_every_registered_adapter_is_under_contract() -> None:
@@ -34,12 +51,76 @@ def test_an_unknown_type_is_named() -> None:
         parse_config({"type": "carrier-pigeon"})
 
 
+@dataclass
+class Provider:
+    """An HTTP adapter's raw config, its server and a valid address and headers for it."""
+
+    raw: dict[str, Any]
+    server: prov.ProviderServer
+    address: Callable[[], str]
+    headers: dict[str, str]
+
+
+def _provider(kind: str, tmp_path: Path) -> Provider:
+    if kind == "twilio":
+        tw = prov.TwilioServer()
+        raw = {"type": "twilio", "base_url": tw.url, "account_sid": tw.account_sid,
+               "auth_token": tw.auth_token, "from_number": "+14155552671"}  # fmt: skip
+        return Provider(raw, tw, lambda: "+49 151 2345 6789", {})
+    if kind == "whatsapp":
+        wa = prov.WhatsAppServer()
+        raw = {"type": "whatsapp", "base_url": wa.url, "phone_number_id": wa.phone_number_id,
+               "access_token": wa.token}  # fmt: skip
+        headers = {"whatsapp-template": "order_ready", "whatsapp-params": '["Ann", "A-17"]'}
+        return Provider(raw, wa, lambda: "+4915123456789", headers)
+    if kind == "wechat":
+        wc = prov.WeChatServer()
+        raw = {"type": "wechat", "base_url": wc.url, "app_id": wc.app_id,
+               "app_secret": wc.app_secret}  # fmt: skip
+        headers = {"wechat-template-id": "tmpl-points-earned", "wechat-data": '{"points": 120}'}
+        return Provider(raw, wc, lambda: "oXyZ1234567890abcdef", headers)
+    if kind == "fcm":
+        fcm = prov.FcmServer()
+        key_file = tmp_path / "service-account.json"
+        key_file.write_text(json.dumps(fcm.account()))
+        raw = {"type": "fcm", "base_url": fcm.url, "project_id": fcm.project_id,
+               "service_account_file": str(key_file)}  # fmt: skip
+        return Provider(raw, fcm, lambda: "dGVzdC1mY20tdG9rZW4:APA91b" + "x" * 130, {})
+    if kind == "apns":
+        apns = prov.ApnsServer()
+        p8 = tmp_path / f"AuthKey_{apns.key_id}.p8"
+        p8.write_bytes(apns.p8())
+        raw = {"type": "apns", "base_url": apns.url, "team_id": apns.team_id,
+               "key_id": apns.key_id, "private_key_file": str(p8), "topic": apns.topic,
+               "http2": False}  # fmt: skip
+        return Provider(raw, apns, lambda: "ab" * 32, {})
+    push = prov.PushService()
+    raw = {"type": "webpush", "vapid_private_key": VAPID_PRIVATE,
+           "subject": "mailto:push@mallpulse.test", "allow_http_endpoints": True}  # fmt: skip
+    return Provider(raw, push, lambda: json.dumps(push.subscribe()), {})
+
+
+@pytest.fixture
+def http_provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Provider]:
+    """The provider server for the adapter type in request.param, and the adapter's config."""
+    provider = _provider(str(request.param), tmp_path)
+    yield provider
+    provider.server.close()
+
+
 @pytest.fixture(params=CHANNEL_TYPES)
 def adapter(
-    request: pytest.FixtureRequest, database_url: str, new_profile: Callable[..., int]
+    request: pytest.FixtureRequest,
+    database_url: str,
+    new_profile: Callable[..., int],
+    tmp_path: Path,
 ) -> Iterator[tuple[Channel, Callable[[], OutboundMessage], Callable[[str], bool]]]:
     """(channel, a factory of valid messages, did-the-provider-get(provider_id))."""
     kind = str(request.param)
+    address: Callable[[], str] = lambda: "ann@example.com"  # noqa: E731
+    headers: dict[str, str] = {}
+    server: prov.ProviderServer | None = None
+    got: Callable[[str], bool]
     if kind == "smtp":
         config: Any = request.getfixturevalue("smtp_config")
         sink: SmtpSink = request.getfixturevalue("smtp_sink")
@@ -51,7 +132,7 @@ def adapter(
 
         def got(pid: str) -> bool:
             return any(pid.encode() in m.content for m in sink.received())
-    else:
+    elif kind == "inapp":
         config = parse_config({"type": "inapp"})
 
         def got(pid: str) -> bool:
@@ -60,6 +141,11 @@ def adapter(
                     "SELECT 1 FROM crm_msg_inbox WHERE id = %s", (int(pid.split("-")[1]),)
                 ).fetchone()
             return row is not None
+    else:
+        provider = _provider(kind, tmp_path)
+        server, address, headers = provider.server, provider.address, provider.headers
+        config = parse_config(provider.raw)
+        got = server.got
 
     channel = build_channel(config, database_url)
     profile = new_profile()
@@ -68,17 +154,16 @@ def adapter(
     def message() -> OutboundMessage:
         mid = outbox(profile)
         return OutboundMessage(
-            message_id=mid,
-            address="ann@example.com",
-            subject="Hi",
-            body="Hello",
-            profile_id=profile,
-        )
+            message_id=mid, address=address(), subject="Hi", body="Hello",
+            profile_id=profile, headers=headers,
+        )  # fmt: skip
 
     yield channel, message, got
     close = getattr(channel, "close", None)
     if close is not None:
         close()
+    if server is not None:
+        server.close()
 
 
 def test_send_returns_the_providers_id(adapter: Any) -> None:
@@ -105,10 +190,72 @@ def test_a_message_without_a_recipient_is_a_permanent_error(adapter: Any) -> Non
         channel.send(broken)
 
 
-@pytest.mark.parametrize("raw", [b"", b"garbage", b"\xff\xfe{not json"])
+@pytest.mark.parametrize("raw", [b"", b"garbage", b"\xff\xfe{not json", b"<xml><a>1</a></xml>"])
 def test_foreign_receipts_and_inbound_messages_are_refused(adapter: Any, raw: bytes) -> None:
     channel = adapter[0]
     with pytest.raises(ChannelError):
         channel.parse_receipt(raw)
     with pytest.raises(ChannelError):
         channel.parse_inbound(raw)
+
+
+# --- the failure contract of the HTTP adapters -------------------------------------------------
+
+FAILURES: list[tuple[str, type[ChannelError]]] = [
+    ("rate_limited", RateLimitedError),
+    ("invalid_number", InvalidAddressError),
+    ("server_error", TransientChannelError),
+    ("template_not_approved", TemplateNotApprovedError),
+]
+CASES = [
+    pytest.param(kind, mode, error, id=f"{kind}-{mode}")
+    for kind in HTTP_TYPES
+    for mode, error in FAILURES
+    if mode != "template_not_approved" or kind in TEMPLATED
+]
+
+
+def _message(provider: Provider, message_id: int = 1) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=message_id, address=provider.address(), subject="Hi", body="Hello",
+        headers=provider.headers,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("http_provider", "mode", "error"), CASES, indirect=["http_provider"])
+def test_provider_refusals_are_typed(
+    http_provider: Provider, mode: str, error: type[ChannelError]
+) -> None:
+    channel = build_channel(parse_config(http_provider.raw))
+    message = _message(http_provider)
+    http_provider.server.mode = mode
+    with pytest.raises(ChannelError) as caught:
+        channel.send(message)
+    assert type(caught.value) is error, caught.value
+    assert caught.value.transient == issubclass(error, TransientChannelError)
+    if isinstance(caught.value, RateLimitedError):
+        wait = caught.value.retry_after_s
+        assert math.isfinite(wait) and wait > 0
+    assert http_provider.server.accepted == []
+    http_provider.server.mode = None
+    assert http_provider.server.got(channel.send(message))
+
+
+@pytest.mark.parametrize("http_provider", HTTP_TYPES, indirect=True)
+def test_no_answer_is_transient(http_provider: Provider) -> None:
+    http_provider.server.close()
+    raw = http_provider.raw | {"timeout_s": 2.0, "connect_timeout_s": 1.0}
+    channel = build_channel(parse_config(raw))
+    with pytest.raises(TransientChannelError):
+        channel.send(_message(http_provider))
+
+
+@pytest.mark.parametrize("http_provider", HTTP_TYPES, indirect=True)
+def test_configs_forbid_unknown_fields_and_hide_secrets(http_provider: Provider) -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        parse_config(http_provider.raw | {"surprise": 1})
+    shown = repr(parse_config(http_provider.raw))
+    secrets = ["auth_token", "access_token", "app_secret", "vapid_private_key"]
+    assert not any(
+        isinstance(http_provider.raw.get(k), str) and http_provider.raw[k] in shown for k in secrets
+    )
