@@ -90,7 +90,9 @@ def status(conn: Conn, eid: int) -> tuple[str, str]:
 def actions(conn: Conn, eid: int) -> list[tuple[str, bool]]:
     """(node, ok) of the journalled actions of an execution, in order."""
     rows = conn.execute(
-        "SELECT node_id, ok FROM automation_actions WHERE execution_id = %s ORDER BY at, idem_key",
+        "SELECT a.node_id, a.ok FROM automation_actions a WHERE a.execution_id = %s"
+        " ORDER BY a.at, (SELECT min(l.id) FROM automation_step_log l WHERE l.execution_id ="
+        " a.execution_id AND l.node_id = a.node_id AND l.event IN ('completed', 'failed'))",
         (eid,),
     ).fetchall()
     return [(str(r[0]), bool(r[1])) for r in rows]
