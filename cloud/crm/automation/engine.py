@@ -220,7 +220,14 @@ def _step(conn: Conn, execution_id: int, now: datetime, eng: Engine) -> bool:
                         converted=False)  # fmt: skip
             return False
         if not isinstance(node, ActionNode):
-            return _plain_run(conn, d, ex, now)
+            # Effect-free nodes up to the next action, then that action, all under this lock
+            # and after this exit check.
+            at_action = _plain_run(conn, d, ex, now)
+            if at_action is None:
+                return False
+            ex = at_action
+            node = d.node(ex.node_id)
+            assert isinstance(node, ActionNode)
         key = f"{ex.id}:{node.id}:{ex.visit}"
         done = repo.journal_get(conn, key)
         if done is None:
@@ -248,23 +255,29 @@ def _step(conn: Conn, execution_id: int, now: datetime, eng: Engine) -> bool:
         detail = str(outcome.get("error", node.action.kind))
         event = "completed" if ok else "failed"
         moved = _goto(conn, cur, node.next, now, (node.id, event, None, detail))
-        return moved is not None and _plain_run(conn, d, moved, now)
+        return moved is not None and _plain_run(conn, d, moved, now) is not None
 
 
-def _plain_run(conn: Conn, d: Definition, ex: ExecutionRow, now: datetime) -> bool:
+def _plain_run(conn: Conn, d: Definition, ex: ExecutionRow, now: datetime) -> ExecutionRow | None:
     """Run the nodes that have no effect (entry, condition, split, wait decisions, end) in the
     caller's transaction, which holds the execution's lock: same instant, nothing changes
-    between them. Stops at an action node (True: step again, in a transaction of its own that
-    checks the exit criteria first), a wait or the end (False)."""
+    between them. Returns the execution when it stands at an action node; None when it waits
+    or ended."""
     cur: ExecutionRow | None = ex
     for _ in range(len(d.nodes) + 1):
         if cur is None:
-            return False
+            return None
         node = d.node(cur.node_id)
-        if node is None or isinstance(node, ActionNode):
-            return node is not None
+        if node is None:
+            repo.finish(conn, cur.id, status="failed", reason=f"no node {cur.node_id!r}", at=now,
+                        converted=False)  # fmt: skip
+            return None
+        if isinstance(node, ActionNode):
+            return cur
         cur = _advance_plain(conn, node, cur, now)
-    return cur is not None
+    if cur is not None:  # a long effect-free stretch: the next step goes on from here
+        repo.schedule(conn, cur.id, now)
+    return None
 
 
 def _advance_plain(conn: Conn, node: Node, ex: ExecutionRow, now: datetime) -> ExecutionRow | None:

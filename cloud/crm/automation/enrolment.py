@@ -81,7 +81,7 @@ def enrol(
         return None
     held = unit_hash("holdout", workflow_id, profile_id) * 100 < d.holdout_percent
     entry = d.entry().id
-    eid = repo.insert_execution(
+    ex = repo.insert_execution(
         conn,
         workflow_id=workflow_id,
         version=wf.current_version,
@@ -91,10 +91,9 @@ def enrol(
         trigger=trigger,
         at=now,
     )
-    if eid is None:
+    if ex is None:
         return None
-    ex = repo.get_execution(conn, eid)
-    assert ex is not None
+    eid = ex.id
     repo.log(conn, ex, entry, "entered", now, detail=f"trigger {trigger.get('kind', '?')}")
     if not held:
         repo.schedule(conn, eid, now)

@@ -115,8 +115,16 @@ def process_batch(conn: Conn, *, now: datetime, limit: int = 2000) -> Batch:
         if new_mark != mark:
             save_cursor(conn, f"{CONSUMER}:domain", new_mark)
         enrolled: list[int] = []
+        wanted = {e.profile_id for e in rows if e.profile_id is not None}
+        wanted |= {p for ev in domain if isinstance(p := ev.payload.get("profile_id"), int)}
+        known = {
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM crm_profiles WHERE id = ANY(%s)", (sorted(wanted),)
+            ).fetchall()
+        }
         for e in rows:
-            if e.profile_id is None or e.event is None:
+            if e.profile_id not in known or e.event is None:
                 continue
             for wid, d in flows:
                 if isinstance(d.trigger, EventTrigger) and _matches(d.trigger, e):
@@ -128,7 +136,7 @@ def process_batch(conn: Conn, *, now: datetime, limit: int = 2000) -> Batch:
                     _enrol(conn, wid, e.profile_id, now, trig, enrolled)
         for ev in domain:
             pid = ev.payload.get("profile_id")
-            if not isinstance(pid, int):
+            if not isinstance(pid, int) or pid not in known:
                 continue
             for wid, d in flows:
                 if _domain_matches(d, ev.topic, ev.payload):
@@ -143,12 +151,8 @@ def process_batch(conn: Conn, *, now: datetime, limit: int = 2000) -> Batch:
 def _enrol(
     conn: Conn, wid: int, pid: int, now: datetime, trig: dict[str, JsonValue], out: list[int]
 ) -> None:
-    try:
-        with conn.transaction():  # a profile that vanished is skipped, not the whole batch
-            eid = enrol(conn, workflow_id=wid, profile_id=pid, now=now, trigger=trig)
-    except psycopg.errors.ForeignKeyViolation:
-        log.warning("automation trigger for unknown profile", extra={"profile_id": pid})
-        return
+    # The profile exists (checked for the batch; profiles are merged, never deleted).
+    eid = enrol(conn, workflow_id=wid, profile_id=pid, now=now, trigger=trig)
     if eid is not None:
         out.append(eid)
 

@@ -170,18 +170,19 @@ def insert_execution(
     node_id: str,
     trigger: dict[str, JsonValue],
     at: datetime,
-) -> int | None:
+) -> ExecutionRow | None:
     """A new execution; None when the customer already has a live one in this workflow."""
-    row = conn.execute(
-        "INSERT INTO automation_executions (workflow_id, version, profile_id, status, node_id,"
-        " visits, trigger, enrolled_at, updated_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-        (
-            workflow_id, version, profile_id, status, node_id, Jsonb({node_id: 1}),
-            Jsonb(trigger), at, at,
-        ),
-    ).fetchone()  # fmt: skip
-    return int(row[0]) if row else None
+    with conn.cursor(row_factory=class_row(ExecutionRow)) as cur:
+        return cur.execute(
+            "INSERT INTO automation_executions (workflow_id, version, profile_id, status, node_id,"
+            " visits, trigger, enrolled_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING "
+            + _EX,
+            (
+                workflow_id, version, profile_id, status, node_id, Jsonb({node_id: 1}),
+                Jsonb(trigger), at, at,
+            ),
+        ).fetchone()  # fmt: skip
 
 
 def get_execution(conn: Conn, execution_id: int, *, lock: bool = False) -> ExecutionRow | None:
