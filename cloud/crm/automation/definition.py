@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from croniter import croniter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 NodeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
@@ -18,7 +20,28 @@ Scalar = bool | int | float | str | None  # bool first: a union serialises True 
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
+def _cron(expr: str) -> str:
+    if not croniter.is_valid(expr):
+        raise ValueError(f"not a cron expression: {expr!r}")
+    return expr
+
+
+TimeZone = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_/+-]+$"),
+    AfterValidator(_zone),
+]
 
 
 class Position(_Model):
@@ -113,8 +136,10 @@ class ScheduleTrigger(_Model):
     """Enter the members of a segment (everyone when none) at each cron time in `timezone`."""
 
     kind: Literal["schedule"] = "schedule"
-    cron: str = Field(min_length=9, max_length=100, pattern=r"^[0-9*/,\- A-Za-z]+$")
-    timezone: str = Field(default="UTC", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_/+-]+$")
+    cron: Annotated[str, AfterValidator(_cron)] = Field(
+        min_length=9, max_length=100, pattern=r"^[0-9*/,\- A-Za-z]+$"
+    )
+    timezone: TimeZone = "UTC"
     segment_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="Audience.")
 
 
@@ -178,7 +203,7 @@ class WaitNode(_Node):
     type: Literal["wait"] = "wait"
     seconds: Seconds | None = Field(default=None, description="A duration.")
     until_local: str | None = Field(default=None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-    default_timezone: str = Field(default="UTC", max_length=64, pattern=r"^[A-Za-z0-9_/+-]+$")
+    default_timezone: TimeZone = "UTC"
     next: NodeId | None = None
 
 

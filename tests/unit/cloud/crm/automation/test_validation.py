@@ -126,3 +126,23 @@ def test_scalar_values_survive_the_stored_json(value: object) -> None:
     assert isinstance(kept, dict)
     got = kept["value"]
     assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"kind": "schedule", "cron": "61 * * * *"},
+        {"kind": "schedule", "cron": "0 8 * * *", "timezone": "Mars/Olympus"},
+        {"kind": "score", "programme": "p", "threshold": float("nan")},
+        {"kind": "churn", "above": 1.5},
+    ],
+)
+def test_triggers_refused_by_the_schema(trigger: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Definition.model_validate({"trigger": trigger, "nodes": [{"id": "s", "type": "entry"}]})
+
+
+def test_a_nan_value_is_refused() -> None:
+    action = {"kind": "set_attribute", "attribute": "k", "value": float("nan")}
+    with pytest.raises(ValidationError):
+        _d(ENTRY, {"id": "a", "type": "action", "action": action})
