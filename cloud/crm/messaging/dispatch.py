@@ -382,8 +382,15 @@ class Dispatcher:
             items = items[granted:]
             if items:
                 notes.append(f"{provider.name}: rate limit {provider.rate_per_s}/s reached")
-        for item in items:  # no provider can take it now: deferred, never dropped
-            until = now + timedelta(seconds=1.0 + self.jitter())
+        # no provider can take them now: deferred (never dropped), spread over the time the
+        # buckets need to refill, so that each waits about once instead of every batch
+        rate = sum(p.rate_per_s or 0.0 for p in route if not p.circuit.is_open(now))
+        reopen = min((p.circuit.open_until for p in route if p.circuit.open_until), default=None)
+        for i, item in enumerate(items):
+            if rate > 0:
+                until = now + timedelta(seconds=(i + 1 + self.jitter()) / rate)
+            else:
+                until = max(reopen or now, now) + timedelta(seconds=1.0 + self.jitter())
             reason = "no provider available now (" + ", ".join(notes) + "); deferred"
             finals.append(repo.Final(item.row["id"], "queued", "defer", reason, until))
             counts.deferred += 1

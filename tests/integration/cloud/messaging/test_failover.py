@@ -190,8 +190,12 @@ def test_the_token_bucket_is_shared_by_every_worker(world: World) -> None:
 
     first = world.dispatcher(route()).run(world.conn)
     assert (first.sent, first.deferred) == (2, 3)
+    rows = world.rows()
+    waits = [(rows[i]["not_before"] - NOW).total_seconds() for i in ids[2:]]
+    # spread over the refill time (1/rate = 1000 s a token), not all retried in a second
+    assert [1000 <= w < 2000 for w in waits[:1]] == [True] and waits == sorted(waits)
     later = world.dispatcher(route())
-    later.clock = lambda: NOW + timedelta(seconds=5)  # past the deferral; the bucket is empty
+    later.clock = lambda: NOW + timedelta(hours=2)  # past the deferrals; the bucket is empty
     second = later.run(world.conn)
     assert (second.sent, second.deferred) == (0, 3)
     rows = world.rows()
