@@ -1,5 +1,5 @@
-"""The wheel carries the model manifests (models/ is not a Python package), where
-`edge.config.files.installed_manifests_dir()` looks for them after an install."""
+"""The wheel carries the model manifests and the shipped age/gender networks (models/ is not a
+Python package), where `edge.config.files.installed_manifests_dir()` looks for them."""
 
 from __future__ import annotations
 
@@ -36,8 +36,14 @@ def _build_wheel(tmp_path: Path) -> Path:
 
 
 def test_wheel_ships_every_manifest_where_an_install_looks(tmp_path: Path) -> None:
-    manifests = sorted(p.name for p in (REPO / "models").glob("*.yaml"))
-    assert "yolox_nano.yaml" in manifests and "yunet.yaml" in manifests
+    manifests = sorted(
+        p.name
+        for pattern in ("*.yaml", "*.onnx", "NOTICE-*.md")  # the shipped age/gender networks too
+        for p in (REPO / "models").glob(pattern)
+    )
+    assert {"yolox_nano.yaml", "yunet.yaml", "dlib_age_gender.yaml", "dlib_age_v1.onnx"} <= set(
+        manifests
+    )
     wheel = _build_wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     data = [n for n in names if ".data/data/" in n]
