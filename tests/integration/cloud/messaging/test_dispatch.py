@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cloud.crm import consent
 from cloud.crm.identity.service import ingest_record
@@ -23,6 +25,7 @@ from cloud.crm.messaging.channels.email import SmtpConfig
 from cloud.crm.messaging.config import MessagingConfig
 from cloud.crm.messaging.dispatch import Dispatcher
 from cloud.crm.messaging.errors import MessagingConflictError
+from cloud.db.repositories import crm_consent
 from tests.support.smtp import SmtpSink
 
 MJML = (
@@ -144,7 +147,7 @@ def test_the_double_opt_in_confirmation_is_delivered_in_the_customers_language(e
     assert row["status"] == "sent" and row["secret"] is None and row["sent_at"] is not None
     assert row["provider_id"] == msg["Message-ID"]
     # the consent flow's own reader sees nothing left to send, and the token still confirms
-    assert consent.repo.unsent_messages(env.conn) == []
+    assert crm_consent.unsent_messages(env.conn) == []
     assert consent.confirm(env.conn, token=token, proof="clicked")["status"] == "granted"
     assert env.dispatcher.run(env.conn).sent == 0 and len(env.sink.received()) == 1
 
@@ -260,3 +263,78 @@ def test_an_expired_claim_that_never_started_is_sent(env: Env) -> None:
     )
     env.conn.commit()
     assert env.dispatcher.run(env.conn).sent == 1 and env.row(mid)["status"] == "sent"
+
+
+_CHANNELS = ("email", "sms")
+
+
+@st.composite
+def _facts_world(draw: st.DrawFn) -> dict[str, Any]:
+    """Six people, some merged into earlier ones, with consents, suppressions and past sends."""
+    n = 6
+    merged = {j: draw(st.sampled_from(range(j))) for j in range(1, n) if draw(st.booleans())}
+    cell = st.tuples(st.integers(0, n - 1), st.sampled_from(_CHANNELS))
+    consents = draw(
+        st.dictionaries(cell, st.sampled_from(["granted", "denied", "pending"]), max_size=8)
+    )
+    suppressions = draw(
+        st.dictionaries(cell, st.sampled_from(["hard_bounce", "complaint"]), max_size=5)
+    )
+    sends = draw(
+        st.lists(
+            st.tuples(cell, st.integers(0, 240), st.sampled_from(["marketing", "transactional"])),
+            max_size=10,
+        )
+    )
+    asked = draw(st.lists(cell, min_size=1, max_size=8))
+    return {"n": n, "merged": merged, "consents": consents, "suppressions": suppressions,
+            "sends": sends, "asked": asked}  # fmt: skip
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(world=_facts_world())
+def test_the_batch_policy_facts_equal_the_per_message_ones(env: Env, world: dict[str, Any]) -> None:
+    conn, now = env.conn, env.clock.now
+    try:
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "INSERT INTO crm_profiles (identified, attributes)"
+                " SELECT true, jsonb_build_object('n', g) FROM generate_series(1, %s) g"
+                " RETURNING id",
+                (world["n"],),
+            ).fetchall()
+        ]
+        for j, i in world["merged"].items():
+            conn.execute("UPDATE crm_profiles SET merged_into = %s WHERE id = %s", (ids[i], ids[j]))
+        for k, ((p, ch), status) in enumerate(world["consents"].items()):
+            conn.execute(
+                "INSERT INTO crm_consents (profile_id, channel, purpose, status, source,"
+                " updated_at) VALUES (%s, %s, 'marketing', %s, 't', %s)",
+                (ids[p], ch, status, now - timedelta(minutes=k)),
+            )
+        for (p, ch), reason in world["suppressions"].items():
+            repo.suppress(conn, ids[p], ch, reason)
+        for (p, ch), hours, purpose in world["sends"]:
+            conn.execute(
+                "INSERT INTO crm_message_outbox (profile_id, channel, address, template, purpose,"
+                " status, sent_at) VALUES (%s, %s, 'a', 't', %s, 'sent', %s)",
+                (ids[p], ch, purpose, now - timedelta(hours=hours)),
+            )
+        rows = [
+            {"id": -k - 1, "profile_id": ids[p], "channel": ch}
+            for k, (p, ch) in enumerate(world["asked"])
+        ]
+        since = now - timedelta(days=7)
+        batch = repo.policy_facts_batch(conn, rows, since)
+        for row in rows:
+            one = repo.policy_facts(conn, row["profile_id"], row["channel"], since)
+            got = batch[row["id"]]
+            assert (got["consent"], got["suppression"], got["attributes"]) == (
+                one["consent"], one["suppression"], one["attributes"],
+            )  # fmt: skip
+            assert sorted(map(tuple, got["recent"])) == sorted(map(tuple, one["recent"]))
+    finally:
+        conn.rollback()
