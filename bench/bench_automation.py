@@ -18,7 +18,7 @@ one run on a scratch database.
    minus the event's insert time.
 
     python bench/bench_automation.py [--inflight 100000] [--executions 4000] [--noops 4000]
-                                     [--rate 500] [--seconds 10]
+                                     [--rate 500] [--seconds 10] [--cases inflight,steps,latency]
 """
 
 from __future__ import annotations
@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noops", type=int, default=4000)
     parser.add_argument("--rate", type=int, default=500, help="Trigger events per second.")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--cases", default="inflight,steps,latency", help="Which to run.")
     args = parser.parse_args(argv)
     admin = os.environ.get("MALLPULSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"mp_bench_automation_{uuid.uuid4().hex[:8]}"
@@ -303,9 +304,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average {la[0]:.2f} {la[1]:.2f}, {os.cpu_count()} CPUs")
     try:
         migrate(url)
-        in_flight(url, args.inflight)
-        steps(url, args.executions, args.noops)
-        latency(url, args.rate, args.seconds)
+        cases = set(args.cases.split(","))
+        if "inflight" in cases:
+            in_flight(url, args.inflight)
+        if "steps" in cases:
+            steps(url, args.executions, args.noops)
+        if "latency" in cases:
+            latency(url, args.rate, args.seconds)
     finally:
         with psycopg.connect(admin, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

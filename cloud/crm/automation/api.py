@@ -85,7 +85,9 @@ def validate_definition(body: ValidateRequest, conn: ConnDep, _: MarketerDep) ->
     openapi_extra=READ_ONLY,
 )
 def dry_run(body: DryRunRequest, conn: ConnDep, _: MarketerDep) -> DryRunPublic:
-    """Each profile's predicted path through the definition now."""
+    """Each profile's predicted path through the definition now (a definition that breaks a
+    graph rule is a 422 naming the nodes, as on create)."""
+    service.check_graph_or_422(body.definition)
     out = stats.dry_run(
         conn, body.definition, profile_ids=body.profile_ids, sample=body.sample_size
     )

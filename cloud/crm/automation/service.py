@@ -41,6 +41,16 @@ def problems(conn: Conn, d: Definition, *, workflow_id: int | None = None) -> li
     return graph if graph else check_references(conn, d, workflow_id=workflow_id)
 
 
+def check_graph_or_422(d: Definition) -> None:
+    """The graph rules only (no database): a 422 naming the nodes."""
+    found = check_graph(d)
+    if found:
+        names = ", ".join(sorted({p.node or "definition" for p in found}))
+        raise AutomationInvalidError(
+            f"the definition is invalid at: {names}", errors=[p.as_error() for p in found]
+        )
+
+
 def _valid(conn: Conn, d: Definition, *, workflow_id: int | None = None) -> None:
     found = problems(conn, d, workflow_id=workflow_id)
     if found:

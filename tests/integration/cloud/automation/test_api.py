@@ -187,3 +187,10 @@ def test_dry_run_predicts_paths_without_side_effects(
     assert db.execute("SELECT count(*) FROM automation_executions").fetchone() == before
     assert db.execute("SELECT attributes ? 'dry' FROM crm_profiles WHERE id = %s",
                       (silver,)).fetchone() == (False,)  # fmt: skip
+
+
+def test_dry_run_of_an_invalid_graph_is_a_422(client: TestClient, hq: dict[str, str]) -> None:
+    """A definition with no entry once made the dry run a 500."""
+    body = {"definition": {"trigger": {"kind": "api"}, "nodes": [{"id": "a", "type": "end"}]}}
+    resp = client.post("/v1/automation/dry-run", json=body, headers=hq)
+    assert resp.status_code == 422 and resp.json()["errors"][0]["code"] == "entry"
