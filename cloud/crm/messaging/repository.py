@@ -449,13 +449,15 @@ def queue_campaign_messages(
     if kinds:
         # the newest unblocked identifier of the best kind, as service.address_of picks it
         addressed = (
-            "SELECT DISTINCT ON (a.pid) a.pid, i.value AS address FROM aud a"
-            " JOIN crm_records r ON r.profile_id = a.pid"
-            " JOIN crm_identifiers i ON i.record_id = r.id AND i.kind = ANY(%(kinds)s::text[])"
-            "  AND i.unlinked_by_merge IS NULL"
-            " WHERE NOT EXISTS (SELECT 1 FROM crm_identifier_blocks b"
-            "  WHERE b.kind = i.kind AND b.value = i.value)"
-            " ORDER BY a.pid, array_position(%(kinds)s::text[], i.kind), i.created_at DESC"
+            "SELECT DISTINCT ON (pid) pid, value AS address FROM (SELECT a.pid, i.kind, i.value,"
+            "  min(i.created_at) AS first_seen FROM aud a"
+            "  JOIN crm_records r ON r.profile_id = a.pid"
+            "  JOIN crm_identifiers i ON i.record_id = r.id AND i.kind = ANY(%(kinds)s::text[])"
+            "  LEFT JOIN crm_identifier_blocks b ON b.kind = i.kind AND b.value = i.value"
+            "  GROUP BY a.pid, i.kind, i.value"
+            "  HAVING NOT (bool_or(b.kind IS NOT NULL)"
+            "   OR bool_and(i.unlinked_by_merge IS NOT NULL))"
+            " ) x ORDER BY pid, array_position(%(kinds)s::text[], kind), first_seen DESC, value"
         )
     else:
         addressed = "SELECT a.pid, 'profile:' || a.pid AS address FROM aud a"

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cloud.core.security import Role
 from cloud.crm.messaging import campaigns
@@ -21,6 +23,8 @@ from cloud.crm.messaging import repository as repo
 from cloud.crm.messaging.channels.email import SmtpConfig, SmtpEmailChannel
 from cloud.crm.messaging.config import MessagingConfig
 from cloud.crm.messaging.dispatch import Dispatcher
+from cloud.crm.messaging.errors import MessagingInvalidInputError
+from cloud.crm.messaging.service import address_of
 from tests.integration.cloud.security.crm_helpers import customer, headers, problem
 from tests.support.smtp import SmtpSink
 
@@ -240,3 +244,93 @@ def test_a_message_in_doubt_is_listed_and_resolved_once_by_a_reviewer(
     problem(client.post("/v1/messaging/messages/9000000000/review", json={"outcome": "drop"},
                         headers=marketer), 404)  # fmt: skip
     problem(client.post(url, json={"outcome": "maybe"}, headers=marketer), 422)
+
+
+@st.composite
+def _identities(draw: st.DrawFn) -> dict[str, Any]:
+    """Five people with one or two records each, e-mails and phones (some shared, some blocked)
+    seen at various times."""
+    ident = st.tuples(
+        st.integers(0, 4), st.integers(0, 1), st.sampled_from(["email", "phone"]),
+        st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3),
+    )  # fmt: skip
+    return {
+        "idents": draw(st.lists(ident, max_size=14)),
+        "blocked": draw(st.sets(st.sampled_from(["a", "b", "c", "d"]), max_size=2)),
+    }
+
+
+@pytest.fixture
+def one_database(fresh_database: Callable[..., str]) -> str:
+    """A fresh database shared by every example of a hypothesis test (each rolls back)."""
+    return fresh_database()
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(world=_identities())
+def test_a_campaign_addresses_each_person_as_a_single_send_would(
+    one_database: str, world: dict[str, Any]
+) -> None:
+    with psycopg.connect(one_database) as conn:
+        try:
+            for channel in ("email", "sms"):
+                repo.upsert_template(
+                    conn,
+                    name="t",
+                    channel=channel,
+                    locale="en",
+                    format="text",
+                    body="x",
+                    subject=None,
+                )
+            pids = [int(r[0]) for r in conn.execute(
+                "INSERT INTO crm_profiles (identified) SELECT true FROM generate_series(1, 5)"
+                " RETURNING id").fetchall()]  # fmt: skip
+            records = {
+                (p, k): int(r[0])
+                for p in range(5)
+                for k in range(2)
+                for r in conn.execute(
+                    "INSERT INTO crm_records (profile_id, source) VALUES (%s, 't') RETURNING id",
+                    (pids[p],),
+                ).fetchall()
+            }
+            base = datetime(2026, 1, 1, tzinfo=UTC)
+            for p, k, kind, value, minute in world["idents"]:
+                addr = f"{value}@example.com" if kind == "email" else f"+86138001380{ord(value)}"
+                conn.execute(
+                    "INSERT INTO crm_identifiers (record_id, kind, value, raw_value, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (records[p, k], kind, addr, addr, base + timedelta(minutes=minute)),
+                )
+            for value in world["blocked"]:
+                conn.execute(
+                    "INSERT INTO crm_identifier_blocks (kind, value, reason)"
+                    " VALUES ('email', %s, 'test')",
+                    (f"{value}@example.com",),
+                )
+            for channel in ("email", "sms"):
+                made = campaigns.queue(
+                    conn,
+                    campaigns.CampaignCreate(
+                        name="c", channel=channel, template="t",
+                        audience=campaigns.ListAudience(profile_ids=pids),
+                    ),
+                    idempotency_key=f"k-{channel}", actor="t",
+                )  # fmt: skip
+                queued: dict[int, str] = dict(
+                    conn.execute(
+                        "SELECT profile_id, address FROM crm_message_outbox WHERE campaign_id = %s",
+                        (made.id,),
+                    ).fetchall()
+                )
+                for pid in pids:
+                    try:
+                        expected: str | None = address_of(conn, pid, channel)
+                    except MessagingInvalidInputError:
+                        expected = None
+                    assert queued.get(pid) == expected, (channel, pid)
+        finally:
+            conn.rollback()
