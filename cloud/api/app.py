@@ -19,6 +19,7 @@ from cloud.core.errors import SettingsError
 from cloud.core.security import RevocationCache
 from cloud.core.settings import Settings
 from cloud.crm.analytics.api import router as analytics_router
+from cloud.crm.attribution.api import router as attribution_router
 from cloud.crm.automation.api import router as automation_router
 from cloud.crm.events.api import events_router
 from cloud.crm.experiments.api import router as experiments_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, pool: ConnectionPool | None = None) -> Fas
         automation_router,
         scoring_router,
         experiments_router,
+        attribution_router,
     ):
         app.include_router(feature_router)
     return app

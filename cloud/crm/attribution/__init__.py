@@ -1,0 +1,1 @@
+"""Revenue attribution, ROI and store conversion (issue 19)."""
