@@ -156,6 +156,67 @@ class TwilioServer(ProviderServer):
                            "account_sid": self.account_sid, "error_code": None})  # fmt: skip
 
 
+# --- Alibaba Cloud SMS (Dysmsapi RPC) -----------------------------------------------------------
+
+
+class AliyunSmsServer(ProviderServer):
+    """POST / with Action=SendSms, the RPC signature checked against the AccessKey secret."""
+
+    def __init__(self, key_id: str = "LTAI5tTestKeyId", secret: str = "ali-secret",
+                 sign_name: str = "MallPulse", templates: frozenset[str] = frozenset({"SMS_1001"})
+                 ) -> None:  # fmt: skip
+        self.key_id, self.secret, self.sign_name, self.templates = (
+            key_id,
+            secret,
+            sign_name,
+            templates,
+        )
+        self.nonces: set[str] = set()
+        super().__init__()
+
+    @staticmethod
+    def _err(code: str, message: str, status: int = 200) -> Reply:
+        return Reply(status, {"Code": code, "Message": message, "RequestId": secrets.token_hex(8)})
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        from cloud.crm.messaging.channels.aliyun import signature
+
+        params = dict(parse_qsl(body.decode()))
+        given = params.pop("Signature", "")
+        if params.get("AccessKeyId") != self.key_id:
+            return self._err(
+                "InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404
+            )
+        if signature(params, self.secret, method) != given:
+            return self._err("SignatureDoesNotMatch", "Specified signature is not matched.", 400)
+        if params.get("SignatureNonce") in self.nonces:
+            return self._err(
+                "SignatureNonceUsed", "Specified signature nonce was used already.", 400
+            )
+        self.nonces.add(params.get("SignatureNonce", ""))
+        if params.get("Action") != "SendSms" or params.get("Version") != "2017-05-25":
+            return self._err("InvalidAction.NotFound", "Specified api is not found.", 404)
+        phone = params.get("PhoneNumbers", "")
+        if self.mode == "invalid_number" or not phone.isdigit():
+            return self._err("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
+        if params.get("SignName") != self.sign_name:
+            return self._err("isv.SMS_SIGNATURE_ILLEGAL", "签名不合法")
+        if self.mode == "template_not_approved" or params.get("TemplateCode") not in self.templates:
+            return self._err("isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板")
+        try:
+            assert isinstance(json.loads(params.get("TemplateParam", "{}")), dict)
+        except (ValueError, AssertionError):
+            return self._err("isv.INVALID_JSON_PARAM", "JSON参数不合法")
+        if self.mode == "rate_limited":
+            return self._err("isv.BUSINESS_LIMIT_CONTROL", "触发分钟级流控Permits:1")
+        if self.mode == "server_error":
+            return self._err("isp.SYSTEM_ERROR", "系统错误", 500)
+        biz_id = f"{secrets.randbelow(10**15)}^{secrets.randbelow(10**10)}"
+        self.accept(path, headers, body, biz_id, params)
+        return Reply(200, {"Code": "OK", "Message": "OK", "BizId": biz_id,
+                           "RequestId": secrets.token_hex(8)})  # fmt: skip
+
+
 # --- WhatsApp Cloud API ------------------------------------------------------------------------
 
 

@@ -164,6 +164,7 @@ def build_channel(config: ChannelConfig, context: Any = None) -> Channel:
 def _load_builtin() -> None:
     # Importing the adapter modules registers them; done lazily so base.py has no cycle.
     from cloud.crm.messaging.channels import (  # noqa: F401
+        aliyun,
         apns,
         email,
         fcm,

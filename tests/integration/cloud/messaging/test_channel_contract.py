@@ -35,10 +35,10 @@ from cloud.crm.messaging.channels.email import SmtpConfig
 from tests.support import providers as prov
 from tests.support.smtp import SmtpSink
 
-HTTP_TYPES = ["twilio", "whatsapp", "wechat", "fcm", "apns", "webpush"]
+HTTP_TYPES = ["twilio", "aliyun_sms", "whatsapp", "wechat", "fcm", "apns", "webpush"]
 CHANNEL_TYPES = ["smtp", "inapp", *HTTP_TYPES]
 #: The failure switches each provider has (SMS, push: no templates to approve).
-TEMPLATED = {"whatsapp", "wechat"}
+TEMPLATED = {"whatsapp", "wechat", "aliyun_sms"}
 VAPID_PRIVATE = "Q0hG1DWGJ8tCTcOEpQY7yEF3B2bS9rw3mhX-a-3-7Qs"  # a fixed P-256 scalar, base64url
 
 
@@ -67,6 +67,14 @@ def _provider(kind: str, tmp_path: Path) -> Provider:
         raw = {"type": "twilio", "base_url": tw.url, "account_sid": tw.account_sid,
                "auth_token": tw.auth_token, "from_number": "+14155552671"}  # fmt: skip
         return Provider(raw, tw, lambda: "+49 151 2345 6789", {})
+    if kind == "aliyun_sms":
+        ali = prov.AliyunSmsServer()
+        raw = {"type": "aliyun_sms", "base_url": ali.url, "access_key_id": ali.key_id,
+               "access_key_secret": ali.secret, "sign_name": ali.sign_name,
+               "template_code": "SMS_1001"}  # fmt: skip
+        return Provider(
+            raw, ali, lambda: "+86 138 0013 8000", {"aliyun-params": '{"code": "4711"}'}
+        )
     if kind == "whatsapp":
         wa = prov.WhatsAppServer()
         raw = {"type": "whatsapp", "base_url": wa.url, "phone_number_id": wa.phone_number_id,
@@ -255,7 +263,7 @@ def test_configs_forbid_unknown_fields_and_hide_secrets(http_provider: Provider)
     with pytest.raises(ValidationError, match="extra"):
         parse_config(http_provider.raw | {"surprise": 1})
     shown = repr(parse_config(http_provider.raw))
-    secrets = ["auth_token", "access_token", "app_secret", "vapid_private_key"]
+    secrets = ["auth_token", "access_token", "app_secret", "vapid_private_key", "access_key_secret"]
     assert not any(
         isinstance(http_provider.raw.get(k), str) and http_provider.raw[k] in shown for k in secrets
     )

@@ -291,3 +291,43 @@ def test_apns_http2_without_h2_is_refused_at_start(
             build_channel(parse_config(apns[1] | {"http2": True}))
     else:
         assert build_channel(parse_config(apns[1] | {"http2": True})) is not None
+
+
+@pytest.fixture
+def ali() -> Iterator[prov.AliyunSmsServer]:
+    server = prov.AliyunSmsServer(templates=frozenset({"SMS_1001", "SMS_2002"}))
+    yield server
+    server.close()
+
+
+def _aliyun(server: prov.AliyunSmsServer, **extra: Any) -> Channel:
+    raw = {"type": "aliyun_sms", "base_url": server.url, "access_key_id": server.key_id,
+           "access_key_secret": server.secret, "sign_name": server.sign_name,
+           "template_code": "SMS_1001"} | extra  # fmt: skip
+    return build_channel(parse_config(raw))
+
+
+def test_aliyun_signed_request_and_template(ali: prov.AliyunSmsServer) -> None:
+    channel = _aliyun(ali)
+    assert "^" in channel.send(_msg("+86 138 0013 8000", 3))
+    channel.send(_msg("+4915123456789", 4, **{"aliyun-template": "SMS_2002",
+                                                "aliyun-params": '{"code": 4711}'}))  # fmt: skip
+    china, abroad = (r.parsed for r in ali.accepted)
+    assert (china["PhoneNumbers"], china["TemplateCode"], china["OutId"]) == (
+        "13800138000",
+        "SMS_1001",
+        "3",
+    )
+    assert json.loads(china["TemplateParam"]) == {"content": "20% off today"}
+    assert (abroad["PhoneNumbers"], abroad["TemplateCode"]) == ("4915123456789", "SMS_2002")
+    assert json.loads(abroad["TemplateParam"]) == {"code": "4711"}
+
+
+def test_aliyun_refusals(ali: prov.AliyunSmsServer) -> None:
+    with pytest.raises(PermanentChannelError, match=r"SignatureDoesNotMatch.*access_key_secret"):
+        _aliyun(ali, access_key_secret="wrong").send(_msg("+8613800138000"))
+    with pytest.raises(TemplateNotApprovedError, match="SMS_SIGNATURE_ILLEGAL"):
+        _aliyun(ali, sign_name="Other").send(_msg("+8613800138000"))
+    with pytest.raises(TemplateNotApprovedError, match="needs an approved template"):
+        _aliyun(ali, template_code=None).send(_msg("+8613800138000"))
+    assert ali.accepted == []

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from cloud.crm.messaging.channels import twilio, wechat, whatsapp
+from cloud.crm.messaging.channels import aliyun, twilio, wechat, whatsapp
 from cloud.crm.messaging.channels.base import (
     Channel,
     DeliveryReceipt,
@@ -24,6 +24,15 @@ from cloud.crm.messaging.channels.base import (
 TWILIO = {"type": "twilio", "account_sid": "AC1", "auth_token": "t", "from_number": "+14155552671"}
 WHATSAPP = {"type": "whatsapp", "phone_number_id": "1065", "access_token": "t"}
 WECHAT = {"type": "wechat", "app_id": "wx01", "app_secret": "s"}
+ALIYUN = {"type": "aliyun_sms", "access_key_id": "LTAI1", "access_key_secret": "s",
+          "sign_name": "MallPulse"}  # fmt: skip
+
+
+def _report(success: bool, code: str) -> bytes:
+    return json.dumps([{"phone_number": "13800138000", "send_time": "2026-12-05 10:00:00",
+                        "report_time": "2026-12-05 10:00:08", "success": success,
+                        "err_code": code, "err_msg": "x", "sms_size": "1",
+                        "biz_id": "932702304080415357^0", "out_id": "17"}]).encode()  # fmt: skip
 
 
 def _channel(raw: dict[str, Any]) -> Channel:
@@ -82,6 +91,14 @@ RECEIPTS: list[tuple[dict[str, Any], bytes, DeliveryReceipt | None]] = [
     (WHATSAPP, _wa_status("sent"), None),
     (WHATSAPP, _wa({"messages": [{"from": "49151", "id": "wamid.B", "type": "text",
                                   "text": {"body": "hi"}}]}), None),
+    (ALIYUN, _report(True, "DELIVERED"),
+     DeliveryReceipt("932702304080415357^0", ReceiptStatus.DELIVERED, detail="DELIVERED")),
+    (ALIYUN, _report(False, "MK:0001"),
+     DeliveryReceipt("932702304080415357^0", ReceiptStatus.HARD_BOUNCE, detail="MK:0001 x")),
+    (ALIYUN, _report(False, "MK:0005"),
+     DeliveryReceipt("932702304080415357^0", ReceiptStatus.SOFT_BOUNCE, detail="MK:0005 x")),
+    (ALIYUN, b"[]", None),
+    (ALIYUN, b'[{"success": true}]', None),
     (WECHAT, _job("success"), DeliveryReceipt("200228332", ReceiptStatus.DELIVERED,
                                               detail="success")),
     (WECHAT, _job("failed:user block"),
@@ -124,6 +141,11 @@ INBOUND: list[tuple[dict[str, Any], bytes, InboundMessage | None]] = [
     (WECHAT, _xml(FromUserName="oAbc123456", MsgType="image", MediaId="M1", MsgId="2346"),
      InboundMessage("oAbc123456", "[image] M1", "2346")),
     (WECHAT, _job("success"), None),
+    (ALIYUN, json.dumps([{"phone_number": "13800138000", "send_time": "2026-12-05 10:01:00",
+                          "content": "退订", "sign_name": "MallPulse", "dest_code": "1234",
+                          "sequence_id": 1234567}]).encode(),
+     InboundMessage("+8613800138000", "退订", "1234567")),
+    (ALIYUN, _report(True, "DELIVERED"), None),
 ]  # fmt: skip
 
 
@@ -164,3 +186,16 @@ def test_wechat_signature() -> None:
     assert not wechat.verify_signature("tok", "1733400001", "nonce1", good)
     # the three values are sorted before hashing: the order they arrive in does not matter
     assert wechat.webhook_signature("1733400000", "nonce1", "tok") == good
+
+
+def test_aliyun_signature_matches_the_documented_example() -> None:
+    # The worked example of Alibaba Cloud's SMS API signature documentation (GET, "testSecret").
+    params = {
+        "AccessKeyId": "testId", "Action": "SendSms", "Format": "XML", "OutId": "123",
+        "PhoneNumbers": "15300000001", "RegionId": "cn-hangzhou", "SignName": "阿里云短信测试专用",
+        "SignatureMethod": "HMAC-SHA1", "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
+        "SignatureVersion": "1.0", "TemplateCode": "SMS_71390007",
+        "TemplateParam": '{"customer":"test"}', "Timestamp": "2017-07-12T02:42:19Z",
+        "Version": "2017-05-25",
+    }  # fmt: skip
+    assert aliyun.signature(params, "testSecret", "GET") == "zJDF+Lrzhj/ThnlvIToysFRq6t4="
