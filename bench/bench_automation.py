@@ -13,8 +13,9 @@ one run on a scratch database.
    step 1 still in flight.
 3. Trigger to first action: a producer inserts `--rate` tracked events per second (each a new
    customer) for `--seconds`; one consumer process loops the worker's task bodies (triggers,
-   then advance until nothing is due) with 20 ms pauses when idle (a worker fed by beat at a
-   2 s interval adds up to 2 s). Latency = the first action's insert time (clock_timestamp)
+   in one process, advance in the others) with 20 ms pauses when idle (a worker fed by beat at
+   a 2 s interval adds up to 2 s); `--workers` processes in all (at least 2), the advancing
+   ones in parallel (SKIP LOCKED). Latency = the first action's insert time (clock_timestamp)
    minus the event's insert time.
 
     python bench/bench_automation.py [--inflight 100000] [--executions 4000] [--noops 4000]
@@ -206,21 +207,19 @@ def steps(url: str, executions: int, noops: int) -> None:
     print(f"  ratio to the no-op task: {rate / noop_rate:.2f} (aim >= 0.3)")
 
 
-def _consume(url: str, stop_at: float) -> None:
+def _consume(url: str, stop_at: float, triggers: bool) -> None:
+    """One worker process: the trigger task's body (`triggers`), or the advance task's."""
     from cloud.core.settings import Settings
     from cloud.crm.automation.tasks import run_advance, run_triggers
 
     settings = Settings(database_url=url)
     while time.monotonic() < stop_at:
-        n = run_triggers(settings)
-        m = 0
-        while run_advance(settings):
-            m += 1
-        if not n and not m:
+        n = run_triggers(settings) if triggers else run_advance(settings)
+        if not n:
             time.sleep(0.02)
 
 
-def latency(url: str, rate: int, seconds: float) -> None:
+def latency(url: str, rate: int, seconds: float, workers: int) -> None:
     """Step 3."""
     total = int(rate * seconds)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -231,10 +230,13 @@ def latency(url: str, rate: int, seconds: float) -> None:
         conn.execute(
             "ALTER TABLE crm_events ALTER COLUMN received_at SET DEFAULT clock_timestamp()"
         )
-        consumer = mp.get_context("spawn").Process(
-            target=_consume, args=(url, time.monotonic() + seconds + 30)
-        )
-        consumer.start()
+        stop = time.monotonic() + seconds + 30
+        consumers = [
+            mp.get_context("spawn").Process(target=_consume, args=(url, stop, i == 0))
+            for i in range(workers)
+        ]
+        for c in consumers:
+            c.start()
         time.sleep(3.0)  # the consumer's imports
         tick, sent, t0 = 0.02, 0, time.monotonic()
         while sent < total:
@@ -260,8 +262,9 @@ def latency(url: str, rate: int, seconds: float) -> None:
             if done is not None and done[0] >= total:
                 break
             time.sleep(0.2)
-        consumer.terminate()
-        consumer.join()
+        for c in consumers:
+            c.terminate()
+            c.join()
         row = conn.execute(
             "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d),"
             " percentile_cont(0.99) WITHIN GROUP (ORDER BY d), max(d) FROM ("
@@ -274,7 +277,8 @@ def latency(url: str, rate: int, seconds: float) -> None:
         entered = conn.execute(q, (wid,)).fetchone()
     assert row is not None and entered is not None
     print(
-        f"trigger -> first action: {total} events at {achieved:.0f}/s (asked {rate}/s),"
+        f"trigger -> first action ({workers} worker processes, one reads the triggers):"
+        f" {total} events at {achieved:.0f}/s (asked {rate}/s),"
         f" {entered[0]} enrolled, {row[0]} first actions"
     )
     print(
@@ -293,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noops", type=int, default=4000)
     parser.add_argument("--rate", type=int, default=500, help="Trigger events per second.")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2, help="Latency: worker processes.")
     parser.add_argument("--cases", default="inflight,steps,latency", help="Which to run.")
     args = parser.parse_args(argv)
     admin = os.environ.get("MALLPULSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -310,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         if "steps" in cases:
             steps(url, args.executions, args.noops)
         if "latency" in cases:
-            latency(url, args.rate, args.seconds)
+            latency(url, args.rate, args.seconds, args.workers)
     finally:
         with psycopg.connect(admin, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
