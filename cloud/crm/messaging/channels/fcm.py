@@ -31,6 +31,7 @@ from cloud.crm.messaging.channels.http import (
     HttpTransport,
     by_status,
     json_object,
+    log,
     obj,
     retry_after,
 )
@@ -112,6 +113,9 @@ class FcmPushChannel:
                 )
             ttl_s = float(ttl) if isinstance(ttl, int | float) else 3600.0
             self._token = (token, time.monotonic() + max(ttl_s - 300.0, 30.0))
+            log.info(
+                "fcm access token fetched", extra={"provider": self.config.type, "refresh": refresh}
+            )
             return token
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:

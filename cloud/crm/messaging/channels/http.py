@@ -5,15 +5,18 @@ translation of a status code when the provider's body names no known error."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import phonenumbers
+from prometheus_client import Counter, Histogram
 from pydantic import Field
 
 from cloud.crm.messaging.channels.base import (
@@ -23,6 +26,19 @@ from cloud.crm.messaging.channels.base import (
     PermanentChannelError,
     RateLimitedError,
     TransientChannelError,
+)
+
+log = logging.getLogger(__name__)
+PROVIDER_REQUESTS = Counter(
+    "mallpulse_messaging_provider_requests",
+    "Requests to messaging providers by adapter type and outcome (HTTP status class or error).",
+    ["provider", "outcome"],
+)
+PROVIDER_SECONDS = Histogram(
+    "mallpulse_messaging_provider_request_seconds",
+    "Latency of requests to messaging providers by adapter type.",
+    ["provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
 #: Longest wait a provider's Retry-After may impose; a bigger or odd value is clamped.
@@ -118,13 +134,27 @@ class HttpTransport:
             return self._client
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send; TransientChannelError when no answer came back."""
+        """Send; TransientChannelError when no answer came back. Counted and timed; logged without
+        the URL's query or the body (they may carry tokens and personal data)."""
+        start = time.perf_counter()
+        outcome = "transport_error"
         try:
-            return self.client().request(method, url, **kwargs)
+            response = self.client().request(method, url, **kwargs)
+            outcome = f"{response.status_code // 100}xx"
+            return response
         except httpx.TimeoutException as exc:
+            outcome = "timeout"
+            log.warning("provider request timed out",
+                        extra={"provider": self.provider, "host": httpx.URL(url).host})  # fmt: skip
             raise TransientChannelError(f"{self.provider}: timed out ({exc!r})") from exc
         except httpx.TransportError as exc:
+            log.warning("provider connection failed",
+                        extra={"provider": self.provider, "host": httpx.URL(url).host,
+                               "error": type(exc).__name__})  # fmt: skip
             raise TransientChannelError(f"{self.provider}: connection failed ({exc!r})") from exc
+        finally:
+            PROVIDER_REQUESTS.labels(self.provider, outcome).inc()
+            PROVIDER_SECONDS.labels(self.provider).observe(time.perf_counter() - start)
 
     def close(self) -> None:
         """Close the pooled connections."""

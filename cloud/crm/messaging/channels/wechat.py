@@ -40,6 +40,7 @@ from cloud.crm.messaging.channels.http import (
     HttpTransport,
     by_status,
     json_object,
+    log,
 )
 
 AUTH_HINT = "check app_id/app_secret and that this server's IP is on the account's whitelist"
@@ -101,6 +102,10 @@ class WeChatChannel:
             if not isinstance(token, str) or not isinstance(ttl, int):
                 raise _error(body, response, self.config, during="token")
             self._token = (token, now + max(ttl - TOKEN_MARGIN_S, 30.0))
+            log.info(
+                "wechat access_token fetched",
+                extra={"provider": self.config.type, "refresh": refresh},
+            )
             return token
 
     def payload(self, message: OutboundMessage) -> tuple[str, dict[str, Any]]:

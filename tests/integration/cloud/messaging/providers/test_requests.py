@@ -20,6 +20,7 @@ from cloud.crm.messaging.channels.base import (
     OutboundMessage,
     PermanentChannelError,
     TemplateNotApprovedError,
+    TransientChannelError,
     build_channel,
     parse_config,
 )
@@ -331,3 +332,28 @@ def test_aliyun_refusals(ali: prov.AliyunSmsServer) -> None:
     with pytest.raises(TemplateNotApprovedError, match="needs an approved template"):
         _aliyun(ali, template_code=None).send(_msg("+8613800138000"))
     assert ali.accepted == []
+
+
+def test_provider_requests_are_counted_by_outcome(tw: prov.TwilioServer) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(outcome: str) -> float:
+        labels = {"provider": "twilio", "outcome": outcome}
+        return (
+            REGISTRY.get_sample_value("mallpulse_messaging_provider_requests_total", labels) or 0.0
+        )
+
+    before = {o: count(o) for o in ("2xx", "4xx", "transport_error")}
+    channel = _twilio(tw)
+    channel.send(_msg("+4915123456789"))
+    tw.mode = "invalid_number"
+    with pytest.raises(InvalidAddressError):
+        channel.send(_msg("+4915123456789"))
+    tw.close()
+    with pytest.raises(TransientChannelError):
+        _twilio(tw, connect_timeout_s=1.0).send(_msg("+4915123456789"))
+    assert {o: count(o) - n for o, n in before.items()} == {
+        "2xx": 1,
+        "4xx": 1,
+        "transport_error": 1,
+    }
