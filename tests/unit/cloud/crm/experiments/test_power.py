@@ -42,7 +42,7 @@ def test_mde_inverts_sample_size(kind: str) -> None:
         variants=2,
         daily_traffic=None,
         **kw,
-    )  # type: ignore[arg-type]
+    )
     back = plan(
         metric_type=kind,
         mde=None,
@@ -52,5 +52,5 @@ def test_mde_inverts_sample_size(kind: str) -> None:
         variants=2,
         daily_traffic=None,
         **kw,
-    )  # type: ignore[arg-type]
+    )
     assert back.mde == pytest.approx(0.07, rel=2e-3)
