@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import psycopg
+from prometheus_client import Counter
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -44,6 +45,16 @@ Dimension = Literal["channel", "hour"]
 #: Channels the bandit may pick, in tie-break order.
 CHANNELS = ("email", "sms", "whatsapp", "wechat", "push", "inapp")
 OUTCOMES = frozenset({"opened", "clicked", "replied"})
+CHOICES = Counter(
+    "mallpulse_messaging_bandit_choices",
+    "Arms the bandit played by dimension (channel, hour) and arm.",
+    ["dimension", "arm"],
+)
+SETTLED = Counter(
+    "mallpulse_messaging_bandit_settled",
+    "Bandit trials settled by outcome (engaged, no_engagement, not_sent).",
+    ["outcome"],
+)
 
 
 class BanditConfig(BaseModel):
@@ -352,6 +363,10 @@ def record(
     )  # fmt: skip
     if chosen.channel_pick is not None or chosen.hour_pick is not None:
         repo.record_decision(conn, message_id, "choose", chosen.reason(), now)
+        if chosen.channel_pick is not None:
+            CHOICES.labels("channel", chosen.channel).inc()
+        if chosen.hour_bucket is not None:
+            CHOICES.labels("hour", str(chosen.hour_bucket)).inc()
         log.info(
             "bandit choice",
             extra={"message_id": message_id, "profile_id": profile_id, "channel": chosen.channel},
@@ -464,8 +479,11 @@ def _settle_one(
             " AND t.settled_at IS NULL RETURNING t.profile_id, t.channel, t.time_zone, o.sent_at",
             (outcome, event, at, trial["message_id"]),
         ).fetchone()
-    if row is None or outcome == "not_sent":
-        return row is not None
+    if row is None:
+        return False
+    SETTLED.labels(outcome).inc()
+    if outcome == "not_sent":
+        return True
     success = int(outcome == "engaged")
     sent_local = (row["sent_at"] or at).astimezone(_zone(row["time_zone"]))
     bucket = config.bucket_of(sent_local.hour)

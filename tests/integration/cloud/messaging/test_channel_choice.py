@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from psycopg.types.json import Jsonb
 
 from cloud.core.security import Role
@@ -135,6 +136,13 @@ def _prefs(app: TestClient, marketer: dict[str, str], pid: int) -> dict[str, Any
     return body
 
 
+def _choices(channel: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "mallpulse_messaging_bandit_choices_total", {"dimension": "channel", "arm": channel}
+    )
+    return value or 0.0
+
+
 def _arm(prefs: dict[str, Any], dimension: str, arm: str) -> dict[str, Any]:
     found: dict[str, Any] = next(a for a in prefs[dimension] if a["arm"] == arm)
     return found
@@ -144,9 +152,11 @@ def test_the_bandit_picks_among_eligible_channels_and_records_why(
     app: TestClient, marketer: dict[str, str], template: str, database_url: str
 ) -> None:
     pid = _person(app, marketer, database_url, email_consent=True)
+    before = {ch: _choices(ch) for ch in ("email", "inapp")}
     res = _send(app, marketer, pid, template)
     assert res.status_code == 202, res.text
     out = res.json()
+    assert _choices(out["channel"]) == before[out["channel"]] + 1
     # SMS has consent and a number but is not configured: e-mail or in-app
     assert out["channel"] in {"email", "inapp"} and out["status"] == "queued"
     [decision] = app.get(f"{SEND}/{out['id']}", headers=marketer).json()["decisions"]
