@@ -83,8 +83,9 @@ def _profile(settings: Settings, token: str) -> int:
         raise AuthenticationError(f"X-Push-Token: {exc}") from exc
 
 
-@router.options(PREFIX + "/{rest:path}", include_in_schema=False)
-def preflight(rest: str) -> Response:
+@router.options(PREFIX + "/subscriptions", include_in_schema=False)
+@router.options(PREFIX + "/vapid-public-key", include_in_schema=False)
+def preflight() -> Response:
     """CORS preflight for shop pages."""
     return Response(status_code=204, headers=CORS)
 

@@ -48,6 +48,7 @@ def test_public_key_and_scripts(push_client: TestClient, webpush_raw: dict[str, 
         got = push_client.get(f"{BASE}/{script}")
         assert got.status_code == 200 and marker in got.text
         assert got.headers["content-type"].startswith("text/javascript")
+    assert push_client.get(f"{BASE}/no-such-thing").status_code == 404
     pre = push_client.options(f"{BASE}/subscriptions")
     assert pre.status_code == 204 and "X-Push-Token" in pre.headers["access-control-allow-headers"]
 
