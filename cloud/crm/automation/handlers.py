@@ -197,11 +197,14 @@ def _dated(conn: Conn, t: DateTrigger, today: date, limit: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def _churned(conn: Conn, t: ChurnTrigger, limit: int) -> list[int]:
+def _churned(conn: Conn, t: ChurnTrigger, since: datetime | None, limit: int) -> list[int]:
+    """Customers rescored since the last run whose churn probability is now above the value
+    (the re-entry policy decides whether one already in or through the workflow enters again)."""
     rows = conn.execute(
         "SELECT p.id FROM ml_customer_scores s JOIN crm_profiles p ON p.id::text = s.customer_id"
-        " WHERE s.churn_probability > %s AND p.merged_into IS NULL ORDER BY p.id LIMIT %s",
-        (t.above, limit),
+        " WHERE s.churn_probability > %s AND p.merged_into IS NULL"
+        " AND (%s::timestamptz IS NULL OR s.scored_at > %s) ORDER BY p.id LIMIT %s",
+        (t.above, since, since, limit),
     ).fetchall()
     return [int(r[0]) for r in rows]
 
@@ -222,7 +225,10 @@ def run_periodic(conn: Conn, *, now: datetime, limit: int = 100_000) -> list[int
         t = definition_of(conn, wid, version).trigger
         with conn.transaction():
             if isinstance(t, ChurnTrigger):
-                ids = _churned(conn, t, limit)
+                mark = conn.execute("SELECT max(scored_at) FROM ml_customer_scores").fetchone()
+                ids = _churned(conn, t, last, limit)
+                if mark is not None and mark[0] is not None:
+                    repo.set_fired(conn, wid, mark[0])
             elif isinstance(t, ScheduleTrigger | DateTrigger) and _fires(t, last, now):
                 repo.set_fired(conn, wid, now)
                 if isinstance(t, ScheduleTrigger):

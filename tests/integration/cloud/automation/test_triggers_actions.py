@@ -110,6 +110,14 @@ def test_churn_risk_above_a_value(conn: Conn) -> None:
                                trigger={"kind": "churn", "above": 0.7}))  # fmt: skip
     handlers.run_periodic(conn, now=T0)
     assert _entered(conn, wid) == [risky]
+    assert handlers.run_periodic(conn, now=T0) == []  # nobody rescored since
+    conn.execute(
+        "UPDATE ml_customer_scores SET churn_probability = 0.95,"
+        " scored_at = clock_timestamp() + interval '1 s' WHERE customer_id = %s",
+        (str(safe),),
+    )
+    handlers.run_periodic(conn, now=T0)  # risen above the value since the last run
+    assert _entered(conn, wid) == sorted([risky, safe])
 
 
 def test_a_score_crossing_its_threshold(conn: Conn) -> None:
