@@ -262,6 +262,7 @@ def test_outcomes_teach_it_and_the_segment_prior_carries_to_new_members(
                     )
         # in-app: never opened, and sent 100 h ago: its window has passed
     prefs = _prefs(app, marketer, pid)
+    assert _prefs(app, marketer, pid) == prefs  # settled once: a second read counts nothing
     email, inapp = _arm(prefs, "channels", "email"), _arm(prefs, "channels", "inapp")
     assert email["trials"] == email["successes"] == picks.count("email") >= 1
     assert (inapp["trials"], inapp["successes"]) == (picks.count("inapp"), 0)
