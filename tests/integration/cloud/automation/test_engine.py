@@ -4,6 +4,7 @@ killed between an action and the state write, re-entry, versions and migration."
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -300,3 +301,59 @@ def test_a_paused_workflow_holds_its_executions(conn: Conn) -> None:
         service.set_status(conn, wid, "active")
     _run(conn, T0 + timedelta(minutes=2))
     assert actions(conn, eid) == [("task", True)]
+
+
+@pytest.mark.parametrize(
+    ("condition", "setup", "expected"),
+    [
+        ({"kind": "event", "event": "view", "within_s": 3600, "count": 2}, "two-views", "yes"),
+        ({"kind": "event", "event": "view", "within_s": 3600, "count": 3}, "two-views", "no"),
+        ({"kind": "event", "event": "view", "within_s": 60, "count": 1}, "old-view", "no"),
+        ({"kind": "consent", "channel": "email"}, "granted", "yes"),
+        ({"kind": "consent", "channel": "email"}, "denied", "no"),
+        ({"kind": "consent", "channel": "sms"}, "granted", "no"),
+        ({"kind": "segment", "segment_id": 0}, "member", "yes"),
+        ({"kind": "segment", "segment_id": 0, "member": False}, "member", "no"),
+        ({"kind": "segment", "segment_id": 0}, "none", "no"),
+        ({"kind": "attribute", "attribute": "spend", "op": "gte", "value": 100}, "none", "yes"),
+        ({"kind": "attribute", "attribute": "spend", "op": "lt", "value": 100}, "none", "no"),
+        ({"kind": "attribute", "attribute": "spend", "op": "eq", "value": "120"}, "none", "no"),
+        ({"kind": "attribute", "attribute": "gone", "op": "exists"}, "none", "no"),
+    ],
+)  # fmt: skip
+def test_conditions(conn: Conn, condition: dict[str, Any], setup: str, expected: str) -> None:
+    from tests.integration.cloud.automation.world import event as track
+
+    seg = conn.execute(
+        "INSERT INTO crm_segments (name, kind, created_by) VALUES (%s, 'static', 't') RETURNING id",
+        (f"cond-{uuid.uuid4().hex[:8]}",),
+    ).fetchone()
+    assert seg is not None
+    if condition["kind"] == "segment":
+        condition = {**condition, "segment_id": seg[0]}
+    pid = profile(conn, spend=120)
+    if setup == "two-views":
+        track(conn, pid, "view", T0 - timedelta(minutes=10))
+        track(conn, pid, "view", T0 - timedelta(minutes=5))
+    elif setup == "old-view":
+        track(conn, pid, "view", T0 - timedelta(minutes=5))
+    elif setup in ("granted", "denied"):
+        conn.execute(
+            "INSERT INTO crm_consents (profile_id, channel, purpose, status, source, updated_at)"
+            " VALUES (%s, 'email', 'marketing', %s, 'test', %s)",
+            (pid, setup, T0),
+        )
+    elif setup == "member":
+        conn.execute(
+            "INSERT INTO crm_segment_members (segment_id, profile_id, entered_at)"
+            " VALUES (%s, %s, %s)",
+            (seg[0], pid, T0),
+        )
+    wid = workflow(conn, chain(
+        {"id": "c", "type": "condition", "condition": condition, "yes": "y", "no": "n"},
+        {"id": "y", "type": "action", "action": TASK, "next": None},
+        {"id": "n", "type": "action", "action": TASK},
+    ))  # fmt: skip
+    eid = _enrol(conn, wid, pid)
+    _run(conn, T0)
+    assert [n for n, _ in actions(conn, eid)] == [expected[0]]
