@@ -27,6 +27,7 @@ TASK_MODULES.append("cloud.crm.messaging.tasks")  # the message outbox dispatche
 TASK_MODULES.append("cloud.crm.segments.tasks")  # live segment membership, sweep, sizes
 TASK_MODULES.append("cloud.crm.automation.tasks")  # workflow triggers, steps, periodic triggers
 TASK_MODULES.append("cloud.crm.experiments.tasks")  # daily experiment result snapshots
+TASK_MODULES.append("cloud.crm.scoring.tasks")  # incremental lead scores, rescoring sweep
 TASK_MODULES.append("cloud.workers.metrics")  # task metrics (Celery signals) and /metrics
 
 
