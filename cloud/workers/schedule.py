@@ -34,6 +34,10 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "events-retention": ("events.retention", _HOUR),
         # messaging: work the message outbox (sends, deferrals that came due, retries)
         "messaging-dispatch": ("messaging.dispatch", 5.0),
+        # scoring: incremental scores from new events and sales; rescoring after rule changes
+        # and decay moving MQL/SQL levels
+        "scoring-update": ("crm.scoring_update", 5.0),
+        "scoring-sweep": ("crm.scoring_sweep", _HOUR),
         # automation: triggers from events, due steps, schedule/date/churn triggers
         "automation-triggers": ("automation.triggers", 2.0),
         "automation-advance": ("automation.advance", 2.0),
