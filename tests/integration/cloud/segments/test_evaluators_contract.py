@@ -14,16 +14,10 @@ from hypothesis import HealthCheck, example, given, settings
 
 from cloud.crm.segments import handlers, service
 from cloud.crm.segments import repository as repo
-from tests.integration.cloud.segments.world import (
-    NOW,
-    World,
-    brute_force,
-    fixed_cases,
-    load_activity,
-    load_profiles,
-    rules_strategy,
-    worlds,
-)
+from tests.integration.cloud.segments.brute import brute_force
+from tests.integration.cloud.segments.loading import load_activity, load_profiles
+from tests.integration.cloud.segments.rule_gen import rules_strategy
+from tests.integration.cloud.segments.world import NOW, World, fixed_cases, worlds
 
 Conn = psycopg.Connection[Any]
 BASE = 1_000_000
