@@ -325,5 +325,12 @@ def test_record_outcome_refuses_an_unknown_outcome_and_ignores_a_late_one(
             selection.record_outcome(conn, sent["id"], "liked")
         assert selection.record_outcome(conn, sent["id"], "opened") is False  # window passed
         assert selection.record_outcome(conn, 2**62, "opened") is False
+        # the periodic sweep settles it without anybody reading this customer
+        later = datetime.now(UTC) + timedelta(hours=73)
+        assert selection.settle_due(conn, now=later, limit=10_000) >= 1
+        row = conn.execute(
+            "SELECT outcome FROM crm_msg_bandit_trials WHERE message_id = %s", (sent["id"],)
+        ).fetchone()
+        assert row == ("no_engagement",)
     email = _arm(_prefs(app, marketer, pid), "channels", "email")
     assert (email["trials"], email["successes"]) == (1, 0)
