@@ -34,6 +34,8 @@ ALL_ENTRIES = {
     "automation-advance",
     "automation-periodic",
     "experiments-snapshot",
+    "scoring-update",
+    "scoring-sweep",
 }
 _PRINT_SCHEDULE = (
     "from cloud.workers.app import celery_app\n"
