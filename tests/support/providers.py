@@ -6,6 +6,7 @@ provider's success and error shapes. `mode` switches the next answers to a failu
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import threading
@@ -71,6 +72,11 @@ class ProviderServer:
                     if reply.body is not None
                     else b""
                 )
+                # the client may have given up waiting (a timeout test)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._write(reply, raw)
+
+            def _write(self, reply: Reply, raw: bytes) -> None:
                 self.send_response(reply.status)
                 if reply.body is not None and not isinstance(reply.body, bytes):
                     self.send_header("Content-Type", "application/json")
@@ -121,7 +127,13 @@ class TwilioServer(ProviderServer):
 
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "tw-token") -> None:
         self.account_sid, self.auth_token = account_sid, auth_token
+        self.released = threading.Event()
         super().__init__()
+
+    def close(self) -> None:
+        """Release hung answers, then stop."""
+        self.released.set()
+        super().close()
 
     @staticmethod
     def _err(status: int, code: int, message: str, **headers: str) -> Reply:
@@ -152,6 +164,8 @@ class TwilioServer(ProviderServer):
             return Reply(500, b"Internal Server Error")
         sid = "SM" + secrets.token_hex(16)
         self.accept(path, headers, body, sid, form)
+        if self.mode == "accept_then_hang":  # accepted, but the answer never reaches the client
+            self.released.wait(30)
         return Reply(201, {"sid": sid, "status": "queued", "to": to, "body": form["Body"],
                            "account_sid": self.account_sid, "error_code": None})  # fmt: skip
 
