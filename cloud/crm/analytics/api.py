@@ -7,10 +7,12 @@ query string. A query that runs past the statement timeout answers 503 (narrow t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from cloud.api.deps import ConnDep, MarketerDep
 from cloud.api.problems import READ_ONLY, problem_responses
@@ -30,7 +32,6 @@ from cloud.crm.analytics.schemas import (
 )
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=problem_responses(503))
-R = TypeVar("R")
 
 
 class AnalysisTooSlowError(CloudError):
@@ -41,54 +42,59 @@ class AnalysisTooSlowError(CloudError):
     title = "Analysis took too long"
 
 
-def _run(fn: Callable[[], R]) -> R:
-    try:
-        return fn()
-    except psycopg.errors.QueryCanceled as exc:
-        raise AnalysisTooSlowError(
-            "the analysis ran past its time limit; narrow the period or the steps"
-        ) from exc
+@dataclass(frozen=True)
+class _Analysis:
+    """One read-only analysis route: its path, query and answer types, and the function."""
+
+    path: str
+    name: str  # the endpoint's name (the OpenAPI operation id is made from it)
+    summary: str
+    doc: str
+    query: type[BaseModel]
+    result: type[BaseModel]
+    run: Callable[[psycopg.Connection[Any], Any], BaseModel]
 
 
-@router.post(
-    "/funnels",
-    summary="Funnel: people per step, conversion, time to convert",
-    openapi_extra=READ_ONLY,
-)
-def funnel(body: FunnelQuery, conn: ConnDep, _: MarketerDep) -> FunnelResult:
-    """A property a step filters on or the breakdown names must be known (422 otherwise)."""
-    return _run(lambda: funnels.funnel(conn, body))
+ANALYSES = (
+    _Analysis("/funnels", "funnel", "Funnel: people per step, conversion, time to convert",
+              "A property a step filters on or the breakdown names must be known (422"
+              " otherwise).", FunnelQuery, FunnelResult, funnels.funnel),
+    _Analysis("/funnels/dropoffs", "funnel_dropoffs",
+              "Who reached a funnel step and not the next",
+              "People in profile-id order (anonymous ids after), at most `limit`.",
+              DropoffQuery, DropoffResult, funnels.dropoffs),
+    _Analysis("/retention", "retention_cohorts", "Retention and revenue cohorts by first event",
+              "N-period and unbounded retention per weekly or monthly cohort, with revenue.",
+              RetentionQuery, RetentionResult, retention.retention),
+    _Analysis("/paths", "event_paths", "Most frequent event sequences after or before an event",
+              "One sequence per person, from their first matching event in the period.",
+              PathQuery, PathResult, paths.paths),
+    _Analysis("/trends", "event_trends", "Events or people per day, week or month",
+              "One series, or one per top breakdown value plus 'other'.",
+              TrendQuery, TrendResult, trends.trends),
+)  # fmt: skip
 
 
-@router.post(
-    "/funnels/dropoffs",
-    summary="Who reached a funnel step and not the next",
-    openapi_extra=READ_ONLY,
-)
-def funnel_dropoffs(body: DropoffQuery, conn: ConnDep, _: MarketerDep) -> DropoffResult:
-    """People in profile-id order (anonymous ids after), at most `limit`."""
-    return _run(lambda: funnels.dropoffs(conn, body))
+def _endpoint(a: _Analysis) -> Callable[..., BaseModel]:
+    """The route function of one analysis: its body, a connection and a marketer; a query past
+    the statement timeout is a 503."""
+
+    def endpoint(body: Any, conn: Any, _: Any) -> BaseModel:
+        try:
+            return a.run(conn, body)
+        except psycopg.errors.QueryCanceled as exc:
+            raise AnalysisTooSlowError(
+                "the analysis ran past its time limit; narrow the period or the steps"
+            ) from exc
+
+    # FastAPI reads the parameters' types from the annotations: set them per analysis
+    endpoint.__annotations__ = {
+        "body": a.query, "conn": ConnDep, "_": MarketerDep, "return": a.result,
+    }  # fmt: skip
+    endpoint.__name__ = endpoint.__qualname__ = a.name
+    endpoint.__doc__ = a.doc
+    return endpoint
 
 
-@router.post(
-    "/retention", summary="Retention and revenue cohorts by first event", openapi_extra=READ_ONLY
-)
-def retention_cohorts(body: RetentionQuery, conn: ConnDep, _: MarketerDep) -> RetentionResult:
-    """N-period and unbounded retention per weekly or monthly cohort, with revenue."""
-    return _run(lambda: retention.retention(conn, body))
-
-
-@router.post(
-    "/paths",
-    summary="Most frequent event sequences after or before an event",
-    openapi_extra=READ_ONLY,
-)
-def event_paths(body: PathQuery, conn: ConnDep, _: MarketerDep) -> PathResult:
-    """One sequence per person, from their first matching event in the period."""
-    return _run(lambda: paths.paths(conn, body))
-
-
-@router.post("/trends", summary="Events or people per day, week or month", openapi_extra=READ_ONLY)
-def event_trends(body: TrendQuery, conn: ConnDep, _: MarketerDep) -> TrendResult:
-    """One series, or one per top breakdown value plus 'other'."""
-    return _run(lambda: trends.trends(conn, body))
+for _a in ANALYSES:
+    router.post(_a.path, summary=_a.summary, openapi_extra=READ_ONLY)(_endpoint(_a))
