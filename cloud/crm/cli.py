@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
     app.command("crm-expire")(crm_expire)
     app.command("crm-review-tiers")(crm_review_tiers)
     app.command("crm-seed")(crm_seed)
+    messaging = typer.Typer(help="Messaging hub commands.", no_args_is_help=True)
+    messaging.command("inbound-smtp")(messaging_inbound_smtp)
+    app.add_typer(messaging, name="messaging")
 
 
 def _settings() -> Settings:
@@ -132,3 +135,23 @@ def crm_seed(
             progress=progress,
         )
     typer.echo(", ".join(f"{v} {k}" for k, v in totals.items()))
+
+
+def messaging_inbound_smtp(
+    host: str = typer.Option("0.0.0.0", help="Address to listen on."),  # noqa: S104
+    port: int = typer.Option(2525, min=1, max=65535, help="Port to listen on."),
+    domain: list[str] = typer.Option(
+        [],
+        help="Domain whose mail is taken (repeatable); the tracking config's reply_domain"
+        " is always taken.",
+    ),
+) -> None:
+    """Take customers' e-mail into the unified inbox (an SMTP server; see docs/messaging.md)."""
+    from cloud.crm.messaging.errors import MessagingInvalidInputError
+    from cloud.crm.messaging.inbound_smtp import serve
+
+    try:
+        serve(_settings().database_url, host=host, port=port, domains=domain)
+    except MessagingInvalidInputError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
