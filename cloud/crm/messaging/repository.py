@@ -220,11 +220,12 @@ def mark_batch(
                 ),
             )  # fmt: skip
         cur = conn.execute(
+            # the database's clock: recovery compares it with the server's start time
             "UPDATE crm_message_outbox o SET status = 'sending', attempts = o.attempts + 1,"
-            " send_seq = s.seq, send_started_at = %s, lease_until = %s"
+            " send_seq = s.seq, send_started_at = now(), lease_until = %s"
             " FROM unnest(%s::bigint[]) WITH ORDINALITY AS s(id, seq)"
             " WHERE o.id = s.id AND o.lease_token = %s RETURNING o.id",
-            (now, lease_until, [mid for mid, _ in sends], token),
+            (lease_until, [mid for mid, _ in sends], token),
         )
     return {int(r[0]) for r in cur.fetchall()}
 

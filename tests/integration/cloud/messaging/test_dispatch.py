@@ -5,6 +5,7 @@ lost mid-send is never followed by a second send on a channel that cannot drop d
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -338,3 +339,30 @@ def test_the_batch_policy_facts_equal_the_per_message_ones(env: Env, world: dict
             assert sorted(map(tuple, got["recent"])) == sorted(map(tuple, one["recent"]))
     finally:
         conn.rollback()
+
+
+@pytest.mark.parametrize(
+    ("started", "expected"),
+    [
+        # the first unrecorded send of a lost lease may have been accepted; the rest were not
+        ("now()", ["uncertain", "sent", "sent"]),
+        # begun before the database's last start: recorded outcomes may be lost, all in doubt
+        ("'2000-01-01'::timestamptz", ["uncertain", "uncertain", "uncertain"]),
+    ],
+)
+def test_a_lost_lease_leaves_only_its_first_unrecorded_send_in_doubt(
+    env: Env, started: str, expected: list[str]
+) -> None:
+    pid = env.person("order@example.com")
+    ids = [env.queue(pid, key=f"order-{i}", purpose="transactional") for i in range(3)]
+    env.conn.execute(
+        "UPDATE crm_message_outbox SET status = 'sending', lease_token = %s, lease_until = %s,"
+        f" send_seq = id - %s + 1, send_started_at = {started}",
+        (uuid.uuid4(), env.clock.now - timedelta(seconds=1), ids[0]),
+    )
+    env.conn.commit()
+    env.dispatcher.run(env.conn)
+    assert [env.row(i)["status"] for i in ids] == expected
+    assert len(env.sink.received()) == expected.count("sent")
+    if expected[1] == "sent":
+        assert "worker lost before handing this message over" in env.reasons(ids[1])[0][1]
