@@ -433,11 +433,16 @@ def settle_due(
 ) -> int:
     """Settle the trials of up to `limit` people whose oldest open trial's window has passed
     (for a periodic task: the segment priors then include people not messaged again)."""
+    # only people with a trial that settles now, so a message deferred for weeks never holds
+    # a slot of the batch (created_at bounds sent_at from below: the index narrows the scan)
     rows = conn.execute(
-        "SELECT DISTINCT profile_id FROM crm_msg_bandit_trials"
-        " WHERE settled_at IS NULL AND created_at < %s - make_interval(hours => window_h)"
-        " LIMIT %s",
-        (now, limit),
+        "SELECT DISTINCT t.profile_id FROM crm_msg_bandit_trials t"
+        " JOIN crm_message_outbox o ON o.id = t.message_id"
+        " WHERE t.settled_at IS NULL AND (o.status IN ('skipped', 'failed', 'uncertain')"
+        "  OR (t.created_at < %(now)s - make_interval(hours => t.window_h)"
+        "   AND o.sent_at < %(now)s - make_interval(hours => t.window_h)))"
+        " LIMIT %(limit)s",
+        {"now": now, "limit": limit},
     ).fetchall()
     return sum(settle(conn, int(r[0]), now=now, config=config) for r in rows)
 
