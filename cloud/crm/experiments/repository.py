@@ -341,7 +341,8 @@ def metric_sums(
     else:
         body = sql.SQL("SELECT variant, v AS x, 0::float8 AS y, pre FROM ({}) a").format(num)
     q = sql.SQL(
-        "WITH u AS MATERIALIZED ({units}) SELECT variant, sum(x), sum(x * x), sum(y), sum(y * y),"
+        "WITH u AS NOT MATERIALIZED ({units}) SELECT variant, sum(x), sum(x * x), sum(y),"
+        " sum(y * y),"
         " sum(x * y), sum(pre), sum(pre * pre), sum(x * pre) FROM ({body}) m GROUP BY variant"
     ).format(units=_units(experiment_id, source, keys), body=body)
     found = {int(r[0]): [float(v or 0) for v in r[1:]] for r in conn.execute(q).fetchall()}

@@ -27,6 +27,10 @@ ANALYSIS_SECONDS = Histogram(
 )
 
 
+#: work_mem of the analysis statements (a local setting of their transaction).
+ANALYSIS_WORK_MEM = "64MB"
+
+
 def _invalid(field: str, message: str) -> CrmInvalidInputError:
     return CrmInvalidInputError(
         f"{field}: {message}", errors=[{"field": field, "message": message}]
@@ -246,6 +250,14 @@ def _out(reason: str, bucket: float | None) -> Assigned:
 
 def results(conn: Conn, experiment_id: int) -> analysis.Results:
     """Live results from the stored data; no exposures yet is a 422."""
+    with conn.transaction():
+        # The per-customer aggregation of millions of exposures spills to disk at the default
+        # 4 MB; this is local to the transaction.
+        conn.execute("SELECT set_config('work_mem', %s, true)", (ANALYSIS_WORK_MEM,))
+        return _results(conn, experiment_id)
+
+
+def _results(conn: Conn, experiment_id: int) -> analysis.Results:
     started = time.perf_counter()
     row = get(conn, experiment_id)
     design = design_of(row)
