@@ -68,8 +68,101 @@ SELECT profile_id, at, kind, key, value FROM (
    WHERE x.occurred_at >= %(start)s AND x.occurred_at < %(end)s
      AND x.kind = 'sale' AND x.reversed_at IS NULL AND x.currency = %(currency)s
 ) s
-ORDER BY profile_id, at, kind
+ORDER BY profile_id, at, kind, key
 """
+
+# The same journeys, built and counted in SQL (one pass of window functions): rows are either
+# ('path', keys, converted, journeys, value) for each distinct path, or ('decay', {key}, true,
+# conversions credited, value credited) for the time-decay model, which needs each touch's age.
+# Touches before a person's k-th conversion form block k-1; a gap longer than the lookback
+# starts a new session within a block; a touch belongs to the conversion that ends its block
+# when it lies within the lookback; the rest of each session is a journey without conversion.
+_AGGREGATE = """
+WITH ev AS ({events}),
+o AS (
+  SELECT profile_id, at, kind, key, value,
+         count(*) FILTER (WHERE kind = 1) OVER (PARTITION BY profile_id ORDER BY at, kind, key
+                                               ROWS UNBOUNDED PRECEDING) AS conv_upto
+    FROM ev
+),
+c AS (SELECT profile_id, conv_upto AS no, at AS conv_at, value FROM o WHERE kind = 1),
+t AS (
+  SELECT profile_id, at, key, conv_upto AS block,
+         CASE WHEN at - lag(at) OVER (PARTITION BY profile_id, conv_upto ORDER BY at, key)
+                   > %(lookback)s THEN 1 ELSE 0 END AS brk
+    FROM o WHERE kind = 0
+),
+ta AS (
+  SELECT t.profile_id, t.at, t.key, t.block, c.conv_at, c.value,
+         sum(t.brk) OVER (PARTITION BY t.profile_id, t.block ORDER BY t.at, t.key
+                          ROWS UNBOUNDED PRECEDING) AS session
+    FROM t LEFT JOIN c ON c.profile_id = t.profile_id AND c.no = t.block + 1
+                      AND c.conv_at - t.at <= %(lookback)s
+),
+conv_paths AS (
+  SELECT coalesce(array_agg(ta.key ORDER BY ta.at, ta.key)
+                  FILTER (WHERE ta.key IS NOT NULL), '{{}}') AS path, c.value
+    FROM c LEFT JOIN ta ON ta.profile_id = c.profile_id AND ta.block + 1 = c.no
+                       AND ta.conv_at IS NOT NULL
+   GROUP BY c.profile_id, c.no, c.value
+),
+decay AS (
+  SELECT key, value, w / sum(w) OVER (PARTITION BY profile_id, block) AS share
+    FROM (SELECT key, value, profile_id, block,
+                 power(2.0, -extract(epoch FROM conv_at - at) / 86400.0 / %(half_life)s) AS w
+            FROM ta WHERE conv_at IS NOT NULL) x
+)
+SELECT 'path', path, true, count(*), sum(value) FROM conv_paths GROUP BY path
+UNION ALL
+SELECT 'path', path, false, count(*), 0 FROM (
+  SELECT array_agg(key ORDER BY at, key) AS path FROM ta WHERE conv_at IS NULL
+   GROUP BY profile_id, block, session) n GROUP BY path
+UNION ALL
+SELECT 'decay', ARRAY[key], true, sum(share), sum(share * value) FROM decay GROUP BY key
+"""
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Distinct paths with how many journeys took each (`weight`) and their summed value, and
+    the time-decay model's credits (conversions, value) by key."""
+
+    paths: list[Journey]
+    decay_conversions: dict[str, float]
+    decay_value: dict[str, float]
+
+
+def _params(period: Period, by: Dimension) -> dict[str, Any]:
+    return {
+        "by": by.value,
+        "touch_from": period.start - period.lookback,
+        "start": period.start,
+        "end": period.end,
+        "channels": list(TOUCH_CHANNELS),
+        "currency": period.currency,
+        "lookback": period.lookback,
+    }
+
+
+def aggregate(conn: Conn, period: Period, by: Dimension, half_life_days: float) -> Aggregate:
+    """Every journey of the period, grouped by path in SQL (see _AGGREGATE)."""
+    events = _STREAM.rpartition("ORDER BY")[0]
+    query = _AGGREGATE.format(events=events)
+    params = {**_params(period, by), "half_life": half_life_days}
+    paths: list[Journey] = []
+    decay_n: dict[str, float] = {}
+    decay_v: dict[str, float] = {}
+    epoch = period.start
+    for kind, keys, converted, n, value in conn.execute(query, params):
+        if kind == "decay":
+            decay_n[keys[0]] = float(n)
+            decay_v[keys[0]] = float(value)
+            continue
+        touches = tuple(Touch(str(k), epoch) for k in keys)
+        paths.append(
+            Journey(touches, bool(converted), float(value) if converted else 0.0, None, float(n))
+        )
+    return Aggregate(paths, decay_n, decay_v)
 
 
 def currencies(conn: Conn, start: datetime, end: datetime) -> list[str]:
@@ -83,15 +176,9 @@ def currencies(conn: Conn, start: datetime, end: datetime) -> list[str]:
 
 
 def stream(conn: Conn, period: Period, by: Dimension) -> Iterator[Journey]:
-    """Every journey of the period, converting or not, one person at a time."""
-    params = {
-        "by": by.value,
-        "touch_from": period.start - period.lookback,
-        "start": period.start,
-        "end": period.end,
-        "channels": list(TOUCH_CHANNELS),
-        "currency": period.currency,
-    }
+    """Every journey of the period, converting or not, one person at a time, built in Python
+    (the reference `aggregate` is tested against)."""
+    params = _params(period, by)
     with conn.cursor(name="attribution_stream") as cur:
         cur.itersize = 20_000
         cur.execute(_STREAM, params)

@@ -11,7 +11,7 @@ A journey is the ordered touches one person had before a conversion, within the 
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +51,7 @@ class Journey:
     converted: bool = True
     value: float = 1.0
     converted_at: datetime | None = None
+    weight: float = 1.0  # how many identical journeys this one stands for (aggregated paths)
 
 
 Credits = dict[str, float]
@@ -122,7 +123,7 @@ def _states(keys: Sequence[str], order: int) -> list[str]:
 
 
 def _conversion_probability(
-    counts: dict[str, Counter[str]], removed: str | None, order: int
+    counts: dict[str, defaultdict[str, float]], removed: str | None, order: int
 ) -> float:
     """P(reaching conversion from start) in the chain of these transition counts, with every
     state that contains the `removed` key redirected to null (the removal effect's chain)."""
@@ -157,7 +158,7 @@ def markov(journeys: Iterable[Journey], *, order: int = 1) -> MarkovResult:
     when the channel is removed from the chain), conversions shared in proportion to them."""
     if order < 1:
         raise ValueError("order must be at least 1")
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    counts: dict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     conversions = 0.0
     keys: set[str] = set()
     for journey in journeys:
@@ -167,7 +168,7 @@ def markov(journeys: Iterable[Journey], *, order: int = 1) -> MarkovResult:
         keys.update(path)
         states = [START, *_states(path, order), CONVERSION if journey.converted else NULL]
         for a, b in pairwise(states):
-            counts[a][b] += 1  # the chain counts journeys; the value is shared at the end
+            counts[a][b] += journey.weight  # the chain counts journeys; value is shared at the end
         if journey.converted:
             conversions += journey.value
     if not keys:

@@ -49,34 +49,38 @@ def attribution(
 ) -> dict[str, Any]:
     """Credits (conversions and revenue) by channel or campaign, for each requested model."""
     period = _period(conn, start, end, lookback_days, currency)
-    journeys = list(jr.stream(conn, period, by))
-    converting = [j for j in journeys if j.converted]
-    direct = [j for j in converting if not j.touches]
-    attributed = [j for j in converting if j.touches]
-    counted = [m.Journey(j.touches, j.converted, 1.0, j.converted_at) for j in journeys]
+    agg = jr.aggregate(conn, period, by, half_life_days)
+    converting = [p for p in agg.paths if p.converted]
+    direct = [p for p in converting if not p.touches]
+    # the same paths valued in conversions (each journey counts 1) and in revenue
+    counted = [m.Journey(p.touches, p.converted, p.weight if p.converted else 0.0, None, p.weight)
+               for p in agg.paths]  # fmt: skip
     out: dict[str, Any] = {
         "from": start,
         "to": end,
         "by": by.value,
         "currency": period.currency,
         "lookback_days": lookback_days,
-        "conversions": len(converting),
-        "revenue": round(sum(j.value for j in converting), 2),
-        "direct_conversions": len(direct),
-        "direct_revenue": round(sum(j.value for j in direct), 2),
-        "journeys_without_conversion": len(journeys) - len(converting),
+        "conversions": int(sum(p.weight for p in converting)),
+        "revenue": round(sum(p.value for p in converting), 2),
+        "direct_conversions": int(sum(p.weight for p in direct)),
+        "direct_revenue": round(sum(p.value for p in direct), 2),
+        "journeys_without_conversion": int(sum(p.weight for p in agg.paths if not p.converted)),
         "models": [],
     }
     for model in models:
         if model is m.Model.SHAPLEY:
-            keys = {t.key for j in attributed for t in j.touches}
+            keys = {t.key for p in converting for t in p.touches}
             if len(keys) > 15:
                 raise CrmInvalidInputError(
                     f"shapley: {len(keys)} distinct {by.value}s; exact Shapley values allow "
                     "at most 15 (attribute by channel, or narrow the range)"
                 )
-        conv = m.attribute(counted, model, half_life_days=half_life_days, order=markov_order)
-        revenue = m.attribute(journeys, model, half_life_days=half_life_days, order=markov_order)
+        if model is m.Model.TIME_DECAY:  # needs each touch's age: computed in SQL
+            conv, revenue = agg.decay_conversions, agg.decay_value
+        else:
+            conv = m.attribute(counted, model, order=markov_order)
+            revenue = m.attribute(agg.paths, model, order=markov_order)
         rows = [
             {"key": key, "conversions": round(conv.get(key, 0.0), 4),
              "revenue": round(revenue.get(key, 0.0), 2)}
