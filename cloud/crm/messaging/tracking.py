@@ -16,6 +16,7 @@ The webhook signature schemes:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -41,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from cloud.core.errors import SettingsError
 from cloud.crm.events import repository as events_repo
 from cloud.crm.messaging.channels.base import DeliveryReceipt, ReceiptStatus
+from cloud.crm.messaging.templates import Rendered
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -453,3 +455,15 @@ def campaign_stats(conn: Conn, campaign: str) -> dict[str, Any] | None:
         # a share of the messages sent; None (never NaN) before any was sent
         out[k]["rate"] = round(row[f"unique_{k}"] / sent, 6) if sent else None
     return out
+
+
+def instrument(
+    rendered: Rendered, message_id: int, config: TrackingConfig | None = None
+) -> Rendered:
+    """The dispatcher's hook: an HTML e-mail with tracked links and the open pixel, when
+    tracking is configured; anything else unchanged. The plain-text part keeps the real links."""
+    cfg = config if config is not None else tracking_config()
+    if cfg is None or not rendered.html:
+        return rendered
+    html = track_links(rendered.html, message_id, cfg.secret.get_secret_value(), cfg.base_url)
+    return dataclasses.replace(rendered, html=html)
