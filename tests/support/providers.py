@@ -52,6 +52,8 @@ class ProviderServer:
 
     def __init__(self) -> None:
         self.mode: str | None = None
+        #: When set, every request gets this answer (for fuzzing the adapters' answer parsing).
+        self.override: Reply | None = None
         self.accepted: list[Received] = []
         self.requests = 0
         self.lock = threading.Lock()
@@ -64,7 +66,7 @@ class ProviderServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with server.lock:
                     server.requests += 1
-                reply = server.handle(self.command, self.path, headers, body)
+                reply = server.override or server.handle(self.command, self.path, headers, body)
                 raw = (
                     reply.body
                     if isinstance(reply.body, bytes)

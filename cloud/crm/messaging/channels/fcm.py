@@ -104,7 +104,8 @@ class FcmPushChannel:
             )
             body = json_object(response) or {}
             token, ttl = body.get("access_token"), body.get("expires_in", 3600)
-            if response.status_code != 200 or not isinstance(token, str):
+            usable = isinstance(token, str) and token.isascii() and token.isprintable()
+            if response.status_code != 200 or not usable or not isinstance(token, str):
                 if response.status_code >= 500:
                     raise TransientChannelError(f"fcm token endpoint HTTP {response.status_code}")
                 raise PermanentChannelError(
@@ -158,9 +159,10 @@ class FcmPushChannel:
 
 def _error(response: httpx.Response, body: dict[str, Any]) -> ChannelError:
     error = obj(body.get("error"))
+    details = error.get("details")
     codes = [
         str(d.get("errorCode"))
-        for d in error.get("details") or []
+        for d in (details if isinstance(details, list) else [])
         if isinstance(d, dict) and d.get("errorCode")
     ]
     fcm = codes[0] if codes else str(error.get("status", ""))

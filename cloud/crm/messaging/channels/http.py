@@ -142,6 +142,11 @@ class HttpTransport:
             response = self.client().request(method, url, **kwargs)
             outcome = f"{response.status_code // 100}xx"
             return response
+        except (UnicodeEncodeError, httpx.InvalidURL) as exc:
+            outcome = "not_sent"
+            raise PermanentChannelError(
+                f"{self.provider}: the request cannot be sent as built ({exc})"
+            ) from exc
         except httpx.TimeoutException as exc:
             outcome = "timeout"
             log.warning("provider request timed out",

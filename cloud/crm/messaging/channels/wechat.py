@@ -151,7 +151,7 @@ class WeChatChannel:
                 headers={"Content-Type": "application/json; charset=utf-8"},
             )
             answer = json_object(response) or {}
-            code = answer.get("errcode")
+            code = _errcode(answer)
             if code == 0 and response.status_code == 200:
                 msgid = answer.get("msgid")
                 return str(msgid) if msgid is not None else f"wechat-cs-{message.message_id}"
@@ -191,7 +191,7 @@ class WeChatChannel:
 def _error(
     body: dict[str, Any], response: httpx.Response, config: WeChatConfig, *, during: str
 ) -> ChannelError:
-    code = body.get("errcode")
+    code = _errcode(body)
     detail = f"wechat {during} errcode {code}: {body.get('errmsg', '')}"
     if code is None:
         if response.status_code == 200:
@@ -208,6 +208,11 @@ def _error(
     if code == -1:
         return TransientChannelError(detail)
     return PermanentChannelError(detail)
+
+
+def _errcode(body: dict[str, Any]) -> int | None:
+    code = body.get("errcode")
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 def _xml(raw: bytes) -> dict[str, str]:

@@ -128,7 +128,7 @@ class WhatsAppChannel:
     def parse_receipt(self, raw: bytes) -> DeliveryReceipt:
         """The first entry of a webhook's `statuses` (delivered, read, failed)."""
         for value in _values(raw):
-            for status in value.get("statuses") or []:
+            for status in _list(value.get("statuses")):
                 if isinstance(status, dict) and isinstance(status.get("id"), str):
                     return _receipt(status)
         raise PermanentChannelError("not a WhatsApp status webhook: no statuses")
@@ -136,7 +136,7 @@ class WhatsAppChannel:
     def parse_inbound(self, raw: bytes) -> InboundMessage:
         """The first entry of a webhook's `messages` (text, or the caption/type of media)."""
         for value in _values(raw):
-            for msg in value.get("messages") or []:
+            for msg in _list(value.get("messages")):
                 if not isinstance(msg, dict) or not msg.get("id") or not msg.get("from"):
                     continue
                 kind = str(msg.get("type", ""))
@@ -168,7 +168,7 @@ def _error(response: httpx.Response, body: dict[str, Any]) -> ChannelError:
     error = obj(body.get("error"))
     if not error:
         return by_status(response, "whatsapp", "", AUTH_HINT)
-    code = error.get("code")
+    code = error.get("code") if isinstance(error.get("code"), int) else None
     data = obj(error.get("error_data"))
     detail = f"whatsapp {code}: {error.get('message', '')} {data.get('details', '')}".strip()
     if code in INVALID_RECIPIENT:
@@ -189,11 +189,16 @@ def _error(response: httpx.Response, body: dict[str, Any]) -> ChannelError:
 def _values(raw: bytes) -> list[dict[str, Any]]:
     body = parse_json_webhook(raw, "WhatsApp")
     out: list[dict[str, Any]] = []
-    for entry in body.get("entry") or []:
-        for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
-            if isinstance(change, dict) and isinstance(change.get("value"), dict):
-                out.append(change["value"])
+    for entry in _list(body.get("entry")):
+        for change in _list(obj(entry).get("changes")):
+            value = obj(change).get("value")
+            if isinstance(value, dict):
+                out.append(value)
     return out
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _receipt(status: dict[str, Any]) -> DeliveryReceipt:
@@ -202,10 +207,10 @@ def _receipt(status: dict[str, Any]) -> DeliveryReceipt:
     if kind in _STATUS:
         return DeliveryReceipt(pid, _STATUS[kind], detail=kind)
     if kind == "failed":
-        errors = status.get("errors") or [{}]
-        first = errors[0] if isinstance(errors[0], dict) else {}
+        errors = _list(status.get("errors")) or [{}]
+        first = obj(errors[0])
         code = first.get("code")
-        hard = code in INVALID_RECIPIENT
+        hard = isinstance(code, int) and code in INVALID_RECIPIENT
         return DeliveryReceipt(
             pid,
             ReceiptStatus.HARD_BOUNCE if hard else ReceiptStatus.SOFT_BOUNCE,
