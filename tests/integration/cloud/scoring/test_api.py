@@ -103,7 +103,7 @@ def test_scores_levels_events_and_rescoring(
     assert s["behaviour"] == pytest.approx(85, abs=0.01)
     assert s["combined"] == pytest.approx(88, abs=0.01)
     assert s["level"] == "sql"
-    assert [c["key"] for c in s["contributions"]][0] == "demo"
+    assert s["contributions"][0]["key"] == "demo"
     assert {c["key"] for c in s["contributions"]} == {"demo", "pricing", "completeness"}
     assert s["contributions"][0]["points"] == pytest.approx(0.8 * 60, abs=0.01)
     c = client.get(f"/v1/scoring/programmes/{prog}/profiles/{cold}", headers=marketer).json()
@@ -164,10 +164,10 @@ def test_scores_levels_events_and_rescoring(
     assert q.json()["qualified"] is False  # the seed's default threshold is 70
 
     # Dry run: the old rules on these profiles, nothing saved.
+    ids = [hot, cold, 999_999_999]
     d = client.post(
-        "/v1/scoring/dry-run", json={"config": _config(ev), "profile_ids": [hot, cold, 999_999_999]},
-        headers=marketer,
-    )  # fmt: skip
+        "/v1/scoring/dry-run", json={"config": _config(ev), "profile_ids": ids}, headers=marketer
+    )
     assert d.status_code == 200, d.text
     got = {p["profile_id"]: p for p in d.json()["profiles"]}
     assert got[hot]["combined"] == pytest.approx(88, abs=0.01) and got[hot]["level"] == "sql"
