@@ -283,73 +283,117 @@ def arm_sizes(
     return counts, holdout
 
 
-def _measure(m: Measure, window_hours: int) -> sql.Composed:
-    """Per (variant, customer): the value after exposure (x) and before it (pre), both within
-    the window."""
-    w = sql.SQL("make_interval(hours => {})").format(sql.Literal(window_hours))
-    val: sql.Composable
-    src: sql.Composable
+def _value(m: Measure) -> sql.Composable:
     if m.kind == "revenue":
-        val = sql.SQL(
+        return sql.SQL(
             "(CASE WHEN s.kind = 'return' THEN -abs(s.total_amount)"
             " ELSE s.total_amount END)::float8"
         )
+    if m.kind == "sum":
+        path = sql.Literal((m.property or "").split("."))
+        return sql.SQL(
+            "CASE WHEN jsonb_typeof(s.properties #> {p}::text[]) = 'number'"
+            " THEN (s.properties #>> {p}::text[])::float8 ELSE 0 END"
+        ).format(p=path)
+    return sql.SQL("1.0::float8")
+
+
+def _columns(m: Measure, hours: int, i: int) -> list[sql.Composable]:
+    """Per (variant, customer): measure i after exposure (x{i}) and before it (p{i}), both
+    within `hours` of the exposure."""
+    w = sql.SQL("make_interval(hours => {})").format(sql.Literal(hours))
+    which = (
+        sql.SQL("TRUE")
+        if m.kind == "revenue"
+        else sql.SQL("s.event = {}").format(sql.Literal(m.event))
+    )
+    post = sql.SQL("{} AND s.occurred_at >= u.t0 AND s.occurred_at < u.t0 + {}").format(which, w)
+    pre = sql.SQL("{} AND s.occurred_at < u.t0 AND s.occurred_at >= u.t0 - {}").format(which, w)
+    out: list[sql.Composable] = []
+    for cond, name in ((post, f"x{i}"), (pre, f"p{i}")):
+        if m.kind == "conversion":
+            agg = sql.SQL("(count(*) FILTER (WHERE {}) > 0)::int::float8").format(cond)
+        else:
+            agg = sql.SQL("coalesce(sum({}) FILTER (WHERE {}), 0)").format(_value(m), cond)
+        out.append(sql.SQL("{} AS {}").format(agg, sql.Identifier(name)))
+    return out
+
+
+def _side(measures: list[tuple[int, Measure, int]], revenue: bool) -> sql.Composed | None:
+    """One join of the units with their events (or purchases), grouped per customer."""
+    mine = [(i, m, h) for i, m, h in measures if (m.kind == "revenue") == revenue]
+    if not mine:
+        return None
+    src: sql.Composable
+    cols = sql.SQL(", ").join(c for i, m, h in mine for c in _columns(m, h, i))
+    w = sql.SQL("make_interval(hours => {})").format(sql.Literal(max(h for _, _, h in mine)))
+    if revenue:
         src = sql.SQL("crm_transactions s ON s.profile_id = u.profile_id AND s.reversed_at IS NULL")
     else:
-        if m.kind == "sum":
-            path = sql.Literal((m.property or "").split("."))
-            val = sql.SQL(
-                "CASE WHEN jsonb_typeof(s.properties #> {p}::text[]) = 'number'"
-                " THEN (s.properties #>> {p}::text[])::float8 ELSE 0 END"
-            ).format(p=path)
-        else:
-            val = sql.SQL("1.0::float8")
-        src = sql.SQL("crm_events s ON s.profile_id = u.profile_id AND s.event = {}").format(
-            sql.Literal(m.event)
-        )
-    post, pre = sql.SQL("s.occurred_at >= u.t0"), sql.SQL("s.occurred_at < u.t0")
-    if m.kind == "conversion":
-        x = sql.SQL("(count(*) FILTER (WHERE {}) > 0)::int::float8").format(post)
-        p = sql.SQL("(count(*) FILTER (WHERE {}) > 0)::int::float8").format(pre)
-    else:
-        x = sql.SQL("coalesce(sum({v}) FILTER (WHERE {c}), 0)").format(v=val, c=post)
-        p = sql.SQL("coalesce(sum({v}) FILTER (WHERE {c}), 0)").format(v=val, c=pre)
+        events = sorted({m.event or "" for _, m, _ in mine})
+        src = sql.SQL(
+            "crm_events s ON s.profile_id = u.profile_id AND s.event = ANY({}::text[])"
+        ).format(sql.Literal(events))
     return sql.SQL(
-        "SELECT u.variant, u.profile_id, {x} AS v, {p} AS pre FROM u JOIN {src}"
+        "SELECT u.variant, u.profile_id, {cols} FROM u JOIN {src}"
         " AND s.occurred_at >= u.t0 - {w} AND s.occurred_at < u.t0 + {w}"
         " GROUP BY u.variant, u.profile_id"
-    ).format(x=x, p=p, src=src, w=w)
+    ).format(cols=cols, src=src, w=w)
 
 
-def metric_sums(
-    conn: Conn,
-    experiment_id: int,
-    metric: Metric,
-    source: AutomationSource | None,
-    keys: list[str],
-    sizes: dict[int, int],
-) -> dict[int, ArmStats]:
-    """One statement: per variant, the sums the statistics need (see the module docstring)."""
-    measures = metric.measures()
-    num = _measure(measures[0][1], metric.window_hours)
-    if len(measures) == 2:
-        den = _measure(measures[1][1], metric.window_hours)
-        body = sql.SQL(
-            "SELECT variant, coalesce(a.v, 0) AS x, coalesce(b.v, 0) AS y, 0::float8 AS pre"
-            " FROM ({num}) a FULL JOIN ({den}) b USING (variant, profile_id)"
-        ).format(num=num, den=den)
+def metric_sums(conn: Conn, experiment_id: int, metrics: list[Metric],
+                source: AutomationSource | None, keys: list[str],
+                sizes: dict[int, int]) -> list[dict[int, ArmStats]]:  # fmt: skip
+    """One statement for every metric: per variant, the sums the statistics need (see the
+    module docstring). Events are joined once for all event measures, purchases once."""
+    measures: list[tuple[int, Measure, int]] = []
+    index: dict[tuple[str, str | None, str | None, int], int] = {}
+    plan: list[list[int]] = []
+    for metric in metrics:
+        ids = []
+        for _, m in metric.measures():
+            key = (m.kind, m.event, m.property, metric.window_hours)
+            if key not in index:
+                index[key] = len(measures)
+                measures.append((len(measures), m, metric.window_hours))
+            ids.append(index[key])
+        plan.append(ids)
+    ev, rev = _side(measures, False), _side(measures, True)
+    body: sql.Composable | None
+    if ev is not None and rev is not None:
+        body = sql.SQL("SELECT * FROM ({}) e FULL JOIN ({}) r USING (variant, profile_id)").format(
+            ev, rev
+        )
     else:
-        body = sql.SQL("SELECT variant, v AS x, 0::float8 AS y, pre FROM ({}) a").format(num)
+        body = ev if ev is not None else rev
+    assert body is not None
+    sums: list[sql.Composable] = []
+    for ids in plan:
+        x = sql.SQL("coalesce({}, 0)").format(sql.Identifier(f"x{ids[0]}"))
+        pre: sql.Composable = sql.SQL("coalesce({}, 0)").format(sql.Identifier(f"p{ids[0]}"))
+        y: sql.Composable = (
+            sql.SQL("coalesce({}, 0)").format(sql.Identifier(f"x{ids[1]}"))
+            if len(ids) == 2
+            else sql.SQL("0::float8")
+        )
+        if len(ids) == 2:
+            pre = sql.SQL("0::float8")  # no CUPED on ratio metrics
+        for a, b in ((x, None), (x, x), (y, None), (y, y), (x, y), (pre, None), (pre, pre),
+                     (x, pre)):  # fmt: skip
+            term = a if b is None else sql.SQL("{} * {}").format(a, b)
+            sums.append(sql.SQL("sum({})").format(term))
     q = sql.SQL(
-        "WITH u AS NOT MATERIALIZED ({units}) SELECT variant, sum(x), sum(x * x), sum(y),"
-        " sum(y * y),"
-        " sum(x * y), sum(pre), sum(pre * pre), sum(x * pre) FROM ({body}) m GROUP BY variant"
-    ).format(units=_units(experiment_id, source, keys), body=body)
+        "WITH u AS NOT MATERIALIZED ({units}) SELECT variant, {sums} FROM ({body}) m"
+        " GROUP BY variant"
+    ).format(units=_units(experiment_id, source, keys), sums=sql.SQL(", ").join(sums), body=body)
     found = {int(r[0]): [float(v or 0) for v in r[1:]] for r in conn.execute(q).fetchall()}
-    out = {}
-    for variant, n in sizes.items():
-        s = found.get(variant, [0.0] * 8)
-        out[variant] = ArmStats(n, *s)
+    out = []
+    for k in range(len(metrics)):
+        arms = {}
+        for variant, n in sizes.items():
+            row = found.get(variant, [0.0] * (8 * len(metrics)))
+            arms[variant] = ArmStats(n, *row[8 * k : 8 * k + 8])
+        out.append(arms)
     return out
 
 

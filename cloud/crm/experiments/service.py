@@ -270,10 +270,13 @@ def _results(conn: Conn, experiment_id: int) -> analysis.Results:
         raise _invalid("exposures", "the experiment has no exposures yet; nothing to analyse")
     exposures, srm = analysis.exposures(design, sizes)
     metrics = [(design.primary_metric, "primary")] + [(g, "guardrail") for g in design.guardrails]
-    out = []
-    for metric, role in metrics:
-        arms = repository.metric_sums(conn, experiment_id, metric, design.source, keys, sizes)
-        out.append(analysis.metric_result(metric, role, design, arms))  # type: ignore[arg-type]
+    sums = repository.metric_sums(
+        conn, experiment_id, [m for m, _ in metrics], design.source, keys, sizes
+    )
+    out = [
+        analysis.metric_result(metric, role, design, arms)  # type: ignore[arg-type]
+        for (metric, role), arms in zip(metrics, sums, strict=True)
+    ]
     analysis.correct(out, design.analysis)
     ANALYSIS_SECONDS.observe(time.perf_counter() - started)
     a = design.analysis
