@@ -32,6 +32,7 @@ import psycopg
 from prometheus_client import Counter, Histogram
 
 from cloud.crm.messaging import repository as repo
+from cloud.crm.messaging import tracking
 from cloud.crm.messaging.builtin import BUILTIN
 from cloud.crm.messaging.channels.base import (
     Channel,
@@ -438,7 +439,7 @@ class Dispatcher:
         }
         if row["secret"]:
             variables["confirm_url"] = f"{self.config.confirm_url}?token={row['secret']}"
-        return render(template, variables)
+        return tracking.instrument(render(template, variables), row["id"])
 
     @staticmethod
     def _message(row: dict[str, Any], rendered: Rendered) -> OutboundMessage:
