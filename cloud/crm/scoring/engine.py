@@ -73,6 +73,7 @@ class ScoringEngine:
     learnt: list[Snapshot] = field(default_factory=list)
     keep_learnt: bool = False
     _heap: list[tuple[float, int, float]] = field(default_factory=list)
+    _idle: list[tuple[float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._conversions = frozenset(self.config.predictive.conversion_events)
@@ -81,6 +82,8 @@ class ScoringEngine:
         for pid, snaps in self.pending.items():
             for s in snaps:
                 heapq.heappush(self._heap, (s.at + self._horizon, pid, s.at))
+        for st in self.states.values():
+            self._plan_idle(st)
 
     def state(self, pid: int) -> ProfileState:
         """The profile's state (created empty when unknown)."""
@@ -104,6 +107,7 @@ class ScoringEngine:
             self.apply_conversion(pid, t)
         score = self.score(pid, t)
         if st.snapshot_at is None or t - st.snapshot_at >= self._every:
+            st.idle = 0
             self._snapshot(st, t, score)
         return Score(pid, score.behaviour, score.fit, score.predictive, score.combined, tuple(hits))
 
@@ -140,12 +144,29 @@ class ScoringEngine:
         self.pending.setdefault(st.profile_id, []).append(snap)
         heapq.heappush(self._heap, (t + self._horizon, st.profile_id, t))
         st.snapshot_at = t
+        self._plan_idle(st)
+
+    def _plan_idle(self, st: ProfileState) -> None:
+        if st.snapshot_at is not None and st.idle < self.config.predictive.max_idle_snapshots:
+            heapq.heappush(self._idle, (st.snapshot_at + self._every, st.profile_id))
+
+    def _take_idle(self, t: float) -> None:
+        """Idle snapshots due before t: a quiet profile is observed again every
+        `snapshot_every_days` (up to `max_idle_snapshots`), so the model sees recency grow."""
+        while self._idle and self._idle[0][0] < t:
+            due, pid = heapq.heappop(self._idle)
+            st = self.states.get(pid)
+            if st is None or st.snapshot_at is None or st.snapshot_at + self._every != due:
+                continue  # stale: the profile was snapshotted since
+            st.idle += 1
+            self._snapshot(st, due, self.score(pid, due))
 
     def advance(self, t: float) -> int:
         """Move the stream clock to t; learn the snapshots whose horizon ended; returns how many."""
         if t <= self.model.clock:
             return 0
         self.model.clock = t
+        self._take_idle(t)
         done = 0
         while self._heap and self._heap[0][0] < t:
             _, pid, at = heapq.heappop(self._heap)

@@ -91,12 +91,17 @@ def _programme(
     at: datetime,
 ) -> tuple[int, int]:
     config = service.parse_config(prog.config)
-    pids = sorted(set(owner.values()))
     model, version = service.load_model(conn, prog.id)
+    every = config.predictive.snapshot_every_days * 86400.0
+    latest_t = max([e.occurred_at.timestamp() for e in events] + [model.clock])
+    idle = repo.idle_due(
+        conn, prog.id, repo.ts(latest_t - every), config.predictive.max_idle_snapshots, 5000
+    )
+    pids = sorted(set(owner.values()) | set(idle))
     stored = repo.scores_of(conn, prog.id, pids)
     days = sorted({utc_day(e.occurred_at.timestamp()) for e in events} | {ONCE_DAY})
     horizon = config.predictive.horizon_days * 86400.0
-    latest = max([e.occurred_at.timestamp() for e in events] + [model.clock])
+    latest = latest_t
     engine = ScoringEngine(
         config,
         model,
@@ -121,7 +126,14 @@ def _programme(
             engine.apply_event(pid, r.event, r.properties or {}, t)
         elif config.predictive.purchases_convert:
             engine.apply_conversion(pid, t)
+    idle_taken = {p for p in idle if engine.states[p].snapshot_at != _snap(stored.get(p))}
     moved = _write(conn, prog, engine, stored, touched, at)
+    for p in sorted(idle_taken - touched):  # state only: scores move with events and sweeps
+        row = stored[p]
+        repo.upsert_score(
+            conn, prog.id, engine.states[p],
+            scores=(row.behaviour, row.fit, row.predictive, row.combined), level=row.level,
+        )  # fmt: skip
     changed = [
         (pid, key, day, pts)
         for pid in touched
@@ -133,6 +145,10 @@ def _programme(
     learnt = model.samples_seen - (0 if version is None else _seen_before(conn, prog.id))
     service.save_model(conn, prog.id, model, version)
     return moved, max(0, learnt)
+
+
+def _snap(row: repo.ScoreRow | None) -> float | None:
+    return row.snapshot_at.timestamp() if row is not None and row.snapshot_at else None
 
 
 def _seen_before(conn: Conn, programme: int) -> int:

@@ -154,6 +154,7 @@ def to_state(row: ScoreRow) -> ProfileState:
         last_event=sec(row.last_event_at),
         converted_at=sec(row.converted_at),
         snapshot_at=sec(row.snapshot_at),
+        idle=int(f.get("idle", 0)),
     )
 
 
@@ -167,7 +168,10 @@ def upsert_score(
 ) -> None:
     """Write a profile's state and scores (behaviour, fit, predictive, combined)."""
     b, fit, p, c = scores
-    features = {"by_rule": st.by_rule, "ew7": st.ew7, "ew30": st.ew30, "events": st.events}
+    features = {
+        "by_rule": st.by_rule, "ew7": st.ew7, "ew30": st.ew30, "events": st.events,
+        "idle": st.idle,
+    }  # fmt: skip
     opt = [ts(x) if x is not None else None for x in (st.first_seen, st.last_event)]
     conn.execute(
         "INSERT INTO crm_scores AS t (programme_id, profile_id, behaviour_raw, behaviour_at,"
@@ -187,6 +191,16 @@ def upsert_score(
             ts(st.converted_at) if st.converted_at is not None else None,
         ),
     )  # fmt: skip
+
+
+def idle_due(conn: Conn, programme: int, before: datetime, max_idle: int, limit: int) -> list[int]:
+    """Profiles whose next idle snapshot is due (last snapshot before `before`)."""
+    rows = conn.execute(
+        "SELECT profile_id FROM crm_scores WHERE programme_id = %s AND snapshot_at < %s"
+        " AND coalesce((features ->> 'idle')::int, 0) < %s ORDER BY snapshot_at LIMIT %s",
+        (programme, before, max_idle, limit),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def counts_of(

@@ -114,6 +114,9 @@ class PredictiveConfig(BaseModel):
 
     horizon_days: Annotated[float, Field(ge=1, le=365, allow_inf_nan=False)] = 30.0
     snapshot_every_days: Annotated[float, Field(ge=0.5, le=90, allow_inf_nan=False)] = 7.0
+    max_idle_snapshots: Annotated[int, Field(ge=0, le=52)] = Field(
+        default=4, description="Snapshots taken every snapshot_every_days while a profile is idle."
+    )
     conversion_events: Annotated[list[Name], Field(max_length=20)] = ["purchase"]
     purchases_convert: bool = Field(default=True, description="A POS sale is a conversion.")
 

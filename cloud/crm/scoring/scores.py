@@ -40,6 +40,7 @@ class ProfileState:
     last_event: float | None = None
     converted_at: float | None = None
     snapshot_at: float | None = None
+    idle: int = 0
 
     @property
     def raw(self) -> float:
