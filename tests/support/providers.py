@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -611,3 +612,62 @@ def running(factory: Callable[[], ProviderServer]) -> Iterator[ProviderServer]:
         yield server
     finally:
         server.close()
+
+
+VAPID_PRIVATE = "Q0hG1DWGJ8tCTcOEpQY7yEF3B2bS9rw3mhX-a-3-7Qs"  # a fixed P-256 scalar, base64url
+
+
+@dataclass
+class Setup:
+    """An HTTP adapter's raw config, its server and a valid address and headers for it."""
+
+    raw: dict[str, Any]
+    server: ProviderServer
+    address: Callable[[], str]
+    headers: dict[str, str]
+
+
+def setup(kind: str, tmp_path: Path) -> Setup:
+    """A started server for the adapter type, the adapter's config, an address and headers."""
+    if kind == "twilio":
+        tw = TwilioServer()
+        raw = {"type": "twilio", "base_url": tw.url, "account_sid": tw.account_sid,
+               "auth_token": tw.auth_token, "from_number": "+14155552671"}  # fmt: skip
+        return Setup(raw, tw, lambda: "+49 151 2345 6789", {})
+    if kind == "aliyun_sms":
+        ali = AliyunSmsServer()
+        raw = {"type": "aliyun_sms", "base_url": ali.url, "access_key_id": ali.key_id,
+               "access_key_secret": ali.secret, "sign_name": ali.sign_name,
+               "template_code": "SMS_1001"}  # fmt: skip
+        return Setup(raw, ali, lambda: "+86 138 0013 8000", {"aliyun-params": '{"code": "4711"}'})
+    if kind == "whatsapp":
+        wa = WhatsAppServer()
+        raw = {"type": "whatsapp", "base_url": wa.url, "phone_number_id": wa.phone_number_id,
+               "access_token": wa.token}  # fmt: skip
+        headers = {"whatsapp-template": "order_ready", "whatsapp-params": '["Ann", "A-17"]'}
+        return Setup(raw, wa, lambda: "+4915123456789", headers)
+    if kind == "wechat":
+        wc = WeChatServer()
+        raw = {"type": "wechat", "base_url": wc.url, "app_id": wc.app_id,
+               "app_secret": wc.app_secret}  # fmt: skip
+        headers = {"wechat-template-id": "tmpl-points-earned", "wechat-data": '{"points": 120}'}
+        return Setup(raw, wc, lambda: "oXyZ1234567890abcdef", headers)
+    if kind == "fcm":
+        fcm = FcmServer()
+        key_file = tmp_path / "service-account.json"
+        key_file.write_text(json.dumps(fcm.account()))
+        raw = {"type": "fcm", "base_url": fcm.url, "project_id": fcm.project_id,
+               "service_account_file": str(key_file)}  # fmt: skip
+        return Setup(raw, fcm, lambda: "dGVzdC1mY20tdG9rZW4:APA91b" + "x" * 130, {})
+    if kind == "apns":
+        apns = ApnsServer()
+        p8 = tmp_path / f"AuthKey_{apns.key_id}.p8"
+        p8.write_bytes(apns.p8())
+        raw = {"type": "apns", "base_url": apns.url, "team_id": apns.team_id,
+               "key_id": apns.key_id, "private_key_file": str(p8), "topic": apns.topic,
+               "http2": False}  # fmt: skip
+        return Setup(raw, apns, lambda: "ab" * 32, {})
+    push = PushService()
+    raw = {"type": "webpush", "vapid_private_key": VAPID_PRIVATE,
+           "subject": "mailto:push@mallpulse.test", "allow_http_endpoints": True}  # fmt: skip
+    return Setup(raw, push, lambda: json.dumps(push.subscribe()), {})

@@ -7,10 +7,8 @@ TemplateNotApprovedError, 5xx or no server -> TransientChannelError."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,6 @@ HTTP_TYPES = ["twilio", "aliyun_sms", "whatsapp", "wechat", "fcm", "apns", "webp
 CHANNEL_TYPES = ["smtp", "inapp", *HTTP_TYPES]
 #: The failure switches each provider has (SMS, push: no templates to approve).
 TEMPLATED = {"whatsapp", "wechat", "aliyun_sms"}
-VAPID_PRIVATE = "Q0hG1DWGJ8tCTcOEpQY7yEF3B2bS9rw3mhX-a-3-7Qs"  # a fixed P-256 scalar, base64url
 
 
 def test_every_registered_adapter_is_under_contract() -> None:
@@ -51,67 +48,10 @@ def test_an_unknown_type_is_named() -> None:
         parse_config({"type": "carrier-pigeon"})
 
 
-@dataclass
-class Provider:
-    """An HTTP adapter's raw config, its server and a valid address and headers for it."""
-
-    raw: dict[str, Any]
-    server: prov.ProviderServer
-    address: Callable[[], str]
-    headers: dict[str, str]
-
-
-def _provider(kind: str, tmp_path: Path) -> Provider:
-    if kind == "twilio":
-        tw = prov.TwilioServer()
-        raw = {"type": "twilio", "base_url": tw.url, "account_sid": tw.account_sid,
-               "auth_token": tw.auth_token, "from_number": "+14155552671"}  # fmt: skip
-        return Provider(raw, tw, lambda: "+49 151 2345 6789", {})
-    if kind == "aliyun_sms":
-        ali = prov.AliyunSmsServer()
-        raw = {"type": "aliyun_sms", "base_url": ali.url, "access_key_id": ali.key_id,
-               "access_key_secret": ali.secret, "sign_name": ali.sign_name,
-               "template_code": "SMS_1001"}  # fmt: skip
-        return Provider(
-            raw, ali, lambda: "+86 138 0013 8000", {"aliyun-params": '{"code": "4711"}'}
-        )
-    if kind == "whatsapp":
-        wa = prov.WhatsAppServer()
-        raw = {"type": "whatsapp", "base_url": wa.url, "phone_number_id": wa.phone_number_id,
-               "access_token": wa.token}  # fmt: skip
-        headers = {"whatsapp-template": "order_ready", "whatsapp-params": '["Ann", "A-17"]'}
-        return Provider(raw, wa, lambda: "+4915123456789", headers)
-    if kind == "wechat":
-        wc = prov.WeChatServer()
-        raw = {"type": "wechat", "base_url": wc.url, "app_id": wc.app_id,
-               "app_secret": wc.app_secret}  # fmt: skip
-        headers = {"wechat-template-id": "tmpl-points-earned", "wechat-data": '{"points": 120}'}
-        return Provider(raw, wc, lambda: "oXyZ1234567890abcdef", headers)
-    if kind == "fcm":
-        fcm = prov.FcmServer()
-        key_file = tmp_path / "service-account.json"
-        key_file.write_text(json.dumps(fcm.account()))
-        raw = {"type": "fcm", "base_url": fcm.url, "project_id": fcm.project_id,
-               "service_account_file": str(key_file)}  # fmt: skip
-        return Provider(raw, fcm, lambda: "dGVzdC1mY20tdG9rZW4:APA91b" + "x" * 130, {})
-    if kind == "apns":
-        apns = prov.ApnsServer()
-        p8 = tmp_path / f"AuthKey_{apns.key_id}.p8"
-        p8.write_bytes(apns.p8())
-        raw = {"type": "apns", "base_url": apns.url, "team_id": apns.team_id,
-               "key_id": apns.key_id, "private_key_file": str(p8), "topic": apns.topic,
-               "http2": False}  # fmt: skip
-        return Provider(raw, apns, lambda: "ab" * 32, {})
-    push = prov.PushService()
-    raw = {"type": "webpush", "vapid_private_key": VAPID_PRIVATE,
-           "subject": "mailto:push@mallpulse.test", "allow_http_endpoints": True}  # fmt: skip
-    return Provider(raw, push, lambda: json.dumps(push.subscribe()), {})
-
-
 @pytest.fixture
-def http_provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Provider]:
+def http_provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[prov.Setup]:
     """The provider server for the adapter type in request.param, and the adapter's config."""
-    provider = _provider(str(request.param), tmp_path)
+    provider = prov.setup(str(request.param), tmp_path)
     yield provider
     provider.server.close()
 
@@ -150,7 +90,7 @@ def adapter(
                 ).fetchone()
             return row is not None
     else:
-        provider = _provider(kind, tmp_path)
+        provider = prov.setup(kind, tmp_path)
         server, address, headers = provider.server, provider.address, provider.headers
         config = parse_config(provider.raw)
         got = server.got
@@ -223,7 +163,7 @@ CASES = [
 ]
 
 
-def _message(provider: Provider, message_id: int = 1) -> OutboundMessage:
+def _message(provider: prov.Setup, message_id: int = 1) -> OutboundMessage:
     return OutboundMessage(
         message_id=message_id, address=provider.address(), subject="Hi", body="Hello",
         headers=provider.headers,
@@ -232,7 +172,7 @@ def _message(provider: Provider, message_id: int = 1) -> OutboundMessage:
 
 @pytest.mark.parametrize(("http_provider", "mode", "error"), CASES, indirect=["http_provider"])
 def test_provider_refusals_are_typed(
-    http_provider: Provider, mode: str, error: type[ChannelError]
+    http_provider: prov.Setup, mode: str, error: type[ChannelError]
 ) -> None:
     channel = build_channel(parse_config(http_provider.raw))
     message = _message(http_provider)
@@ -250,7 +190,7 @@ def test_provider_refusals_are_typed(
 
 
 @pytest.mark.parametrize("http_provider", HTTP_TYPES, indirect=True)
-def test_no_answer_is_transient(http_provider: Provider) -> None:
+def test_no_answer_is_transient(http_provider: prov.Setup) -> None:
     http_provider.server.close()
     raw = http_provider.raw | {"timeout_s": 2.0, "connect_timeout_s": 1.0}
     channel = build_channel(parse_config(raw))
@@ -259,7 +199,7 @@ def test_no_answer_is_transient(http_provider: Provider) -> None:
 
 
 @pytest.mark.parametrize("http_provider", HTTP_TYPES, indirect=True)
-def test_configs_forbid_unknown_fields_and_hide_secrets(http_provider: Provider) -> None:
+def test_configs_forbid_unknown_fields_and_hide_secrets(http_provider: prov.Setup) -> None:
     with pytest.raises(ValidationError, match="extra"):
         parse_config(http_provider.raw | {"surprise": 1})
     shown = repr(parse_config(http_provider.raw))

@@ -27,7 +27,7 @@ from cloud.crm.messaging.channels.base import (
 from cloud.crm.messaging.channels.http import MAX_RETRY_AFTER_S, retry_after
 from tests.support import providers as prov
 
-from ..test_channel_contract import HTTP_TYPES, Provider, _provider
+from ..test_channel_contract import HTTP_TYPES
 
 CONFIGS = [
     {"type": "twilio", "account_sid": "AC1", "auth_token": "t", "from_number": "+14155552671"},
@@ -100,9 +100,9 @@ def test_webhook_parsing_never_crashes(channel: Channel, raw: bytes) -> None:
 @pytest.fixture(scope="module", params=HTTP_TYPES)
 def answering(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Provider, Channel]]:
+) -> Iterator[tuple[prov.Setup, Channel]]:
     """A provider server whose answers the test sets, and the adapter talking to it."""
-    provider = _provider(str(request.param), tmp_path_factory.mktemp("keys"))
+    provider = prov.setup(str(request.param), tmp_path_factory.mktemp("keys"))
     channel = build_channel(parse_config(provider.raw))
     yield provider, channel
     provider.server.close()
@@ -122,7 +122,7 @@ answers = st.tuples(
           HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(answer=answers)
 def test_any_provider_answer_is_an_id_or_a_typed_error(
-    answering: tuple[Provider, Channel], answer: tuple[int, Any, dict[str, str]]
+    answering: tuple[prov.Setup, Channel], answer: tuple[int, Any, dict[str, str]]
 ) -> None:
     provider, channel = answering
     status, body, headers = answer
