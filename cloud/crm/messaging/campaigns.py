@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cloud.api.schemas.limits import PG_BIGINT_MAX, JsonObject
 from cloud.crm.idempotency import request_hash
@@ -53,6 +53,23 @@ class CampaignCreate(BaseModel):
     audience: SegmentAudience | ListAudience = Field(
         description='`{"segment_id": n}` or `{"profile_ids": [...]}`.'
     )
+
+    @field_validator("variables")
+    @classmethod
+    def _no_nul(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _has_nul(value):
+            raise ValueError("a key or string holds a NUL character, which cannot be stored")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class CampaignPublic(BaseModel):

@@ -125,6 +125,8 @@ def test_a_list_campaign_on_inapp_reaches_each_listed_customer(
         ({"audience": {"profile_ids": []}}, 422, "profile_ids"),
         ({"name": ""}, 422, "name"),
         ({"channel": "fax"}, 422, "channel"),
+        ({"variables": {"offer": "a\u0000b"}}, 422, "variables"),
+        ({"audience": {"profile_ids": [1] * 10_001}}, 422, "profile_ids"),
     ],
 )
 def test_a_bad_campaign_is_a_problem_naming_it(
