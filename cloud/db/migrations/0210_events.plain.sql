@@ -1,29 +1,8 @@
 -- Events on plain PostgreSQL: declarative range partitioning by month on occurred_at, a
 -- default partition for rows no monthly partition holds yet, and a function the beat task
 -- calls to create the months ahead (moving any rows of a new month out of the default).
-CREATE TABLE IF NOT EXISTS crm_events (
-    id          bigint GENERATED ALWAYS AS IDENTITY,
-    occurred_at timestamptz NOT NULL,
-    received_at timestamptz NOT NULL,
-    source_id   text NOT NULL,
-    message_id  text NOT NULL,
-    type        text NOT NULL CHECK (type IN ('track', 'identify', 'page', 'screen', 'alias')),
-    event       text,
-    profile_id  bigint,
-    anonymous_id text,
-    user_id     text,
-    properties  jsonb NOT NULL DEFAULT '{}'::jsonb,
-    store_id    text,
-    revenue     numeric,
-    PRIMARY KEY (id, occurred_at)
-) PARTITION BY RANGE (occurred_at);
+SELECT crm_events_create('PARTITION BY RANGE (occurred_at)');
 CREATE TABLE IF NOT EXISTS crm_events_default PARTITION OF crm_events DEFAULT;
-
-CREATE INDEX IF NOT EXISTS crm_events_profile_time ON crm_events (profile_id, occurred_at);
-CREATE INDEX IF NOT EXISTS crm_events_event_time ON crm_events (event, occurred_at);
-CREATE INDEX IF NOT EXISTS crm_events_anonymous ON crm_events (anonymous_id)
-    WHERE anonymous_id IS NOT NULL AND profile_id IS NULL;
-CREATE INDEX IF NOT EXISTS crm_events_source_time ON crm_events (source_id, occurred_at);
 
 -- Create the monthly partitions from `months_back` months before the current one to
 -- `months_ahead` after it; returns how many it created. Rows of a new month already in the

@@ -1,7 +1,8 @@
 -- Behavioural events (Segment-style track/identify/page/screen/alias) from write-key sources.
--- This base file holds the small tables; the events table itself and its storage engine come
--- from the variant that fits the database: 0210_events.plain.sql (native monthly range
--- partitions plus a default partition) or 0210_events.timescale.sql (a hypertable).
+-- This base file holds the small tables and the one definition of the events table
+-- (crm_events_create); the variant that fits the database creates it with its storage engine:
+-- 0210_events.plain.sql (native monthly range partitions plus a default partition) or
+-- 0210_events.timescale.sql (a hypertable).
 -- Storage contract (segments, funnels and cohorts read it): see docs/events.md.
 
 -- A source sends events with its own write key (only the SHA-256 of the key is stored).
@@ -64,3 +65,31 @@ CREATE TABLE IF NOT EXISTS crm_event_identities (
     identified_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS crm_event_identities_profile ON crm_event_identities (profile_id);
+
+-- The events table and its indexes, declared once for both engines: `storage` is what follows
+-- the column list (the plain variant's partitioning clause; empty for a hypertable, which
+-- TimescaleDB makes of a plain table). Idempotent, as every migration.
+CREATE OR REPLACE FUNCTION crm_events_create(storage text) RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    EXECUTE 'CREATE TABLE IF NOT EXISTS crm_events (' || $cols$
+    id          bigint GENERATED ALWAYS AS IDENTITY,
+    occurred_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL,
+    source_id   text NOT NULL,
+    message_id  text NOT NULL,
+    type        text NOT NULL CHECK (type IN ('track', 'identify', 'page', 'screen', 'alias')),
+    event       text,
+    profile_id  bigint,
+    anonymous_id text,
+    user_id     text,
+    properties  jsonb NOT NULL DEFAULT '{}'::jsonb,
+    store_id    text,
+    revenue     numeric,
+    PRIMARY KEY (id, occurred_at)
+)$cols$ || ' ' || storage;
+    CREATE INDEX IF NOT EXISTS crm_events_profile_time ON crm_events (profile_id, occurred_at);
+    CREATE INDEX IF NOT EXISTS crm_events_event_time ON crm_events (event, occurred_at);
+    CREATE INDEX IF NOT EXISTS crm_events_anonymous ON crm_events (anonymous_id)
+        WHERE anonymous_id IS NOT NULL AND profile_id IS NULL;
+    CREATE INDEX IF NOT EXISTS crm_events_source_time ON crm_events (source_id, occurred_at);
+END $fn$;

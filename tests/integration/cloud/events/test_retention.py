@@ -45,6 +45,9 @@ def test_partitions_go_when_every_source_is_done(fresh_database: Callable[..., s
     with psycopg.connect(fresh_database()) as conn:
         sources.create_source(conn, source_id="a", name="A", retention_days=30)
         sources.update_source(conn, "a", retention_days=20)
+        for other in repo.list_sources(conn):  # sources other features made (messaging's)
+            if other.retention_days is None:
+                sources.update_source(conn, other.id, retention_days=25)
         retention.ensure_partitions(conn, months_back=5, months_ahead=1)
         repo.copy_events(conn, [_event("a", now - timedelta(days=120), "old"),
                                 _event("a", now, "new")])  # fmt: skip
