@@ -119,7 +119,7 @@ def test_a_page_without_body_gets_the_pixel_at_the_end() -> None:
 
 
 @given(st.integers(min_value=1, max_value=2**63 - 1), st.sampled_from(["o", "c", "u"]),
-       st.text(st.characters(exclude_characters="\\", exclude_categories=("Cs",)), max_size=40)
+       st.text(st.characters(codec="utf-8", exclude_characters="\\"), max_size=40)
        .map(lambda p: f"https://shop.test/{p}"))  # fmt: skip
 def test_a_link_token_round_trips_and_any_change_breaks_it(mid: int, kind: str, url: str) -> None:
     target = url if kind == "c" else ""
