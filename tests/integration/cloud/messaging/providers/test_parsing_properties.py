@@ -90,7 +90,7 @@ def _outcome(parse: Any, raw: bytes) -> None:
 
 
 @pytest.mark.parametrize("channel", CHANNELS, ids=[c["type"] for c in CONFIGS])
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=payloads)
 def test_webhook_parsing_never_crashes(channel: Channel, raw: bytes) -> None:
     _outcome(channel.parse_receipt, raw)
@@ -118,7 +118,7 @@ answers = st.tuples(
 )  # fmt: skip
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(answer=answers)
 def test_any_provider_answer_is_an_id_or_a_typed_error(
@@ -144,7 +144,7 @@ def test_any_provider_answer_is_an_id_or_a_typed_error(
     assert isinstance(got, str) and got
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(header=st.text(max_size=40))
 def test_retry_after_is_always_finite_and_bounded(header: str) -> None:
     try:
