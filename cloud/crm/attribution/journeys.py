@@ -79,25 +79,26 @@ ORDER BY profile_id, at, kind, key
 # when it lies within the lookback; the rest of each session is a journey without conversion.
 _AGGREGATE = """
 WITH ev AS ({events}),
-o AS (
+o AS MATERIALIZED (
   SELECT profile_id, at, kind, key, value,
-         count(*) FILTER (WHERE kind = 1) OVER (PARTITION BY profile_id ORDER BY at, kind, key
-                                               ROWS UNBOUNDED PRECEDING) AS conv_upto
+         count(*) FILTER (WHERE kind = 1) OVER w AS conv_upto,
+         CASE WHEN at - lag(at) OVER w > %(lookback)s THEN 1 ELSE 0 END AS brk
     FROM ev
+  WINDOW w AS (PARTITION BY profile_id ORDER BY at, kind, key ROWS UNBOUNDED PRECEDING)
 ),
-c AS (SELECT profile_id, conv_upto AS no, at AS conv_at, value FROM o WHERE kind = 1),
-t AS (
-  SELECT profile_id, at, key, conv_upto AS block,
-         CASE WHEN at - lag(at) OVER (PARTITION BY profile_id, conv_upto ORDER BY at, key)
-                   > %(lookback)s THEN 1 ELSE 0 END AS brk
-    FROM o WHERE kind = 0
+s AS (
+  -- a session number that grows at every gap longer than the lookback (counted over all of the
+  -- person's events: only its changes within one block matter)
+  SELECT *, sum(brk) OVER (PARTITION BY profile_id ORDER BY at, kind, key
+                           ROWS UNBOUNDED PRECEDING) AS session
+    FROM o
 ),
+c AS (SELECT profile_id, conv_upto AS no, at AS conv_at, value FROM s WHERE kind = 1),
 ta AS (
-  SELECT t.profile_id, t.at, t.key, t.block, c.conv_at, c.value,
-         sum(t.brk) OVER (PARTITION BY t.profile_id, t.block ORDER BY t.at, t.key
-                          ROWS UNBOUNDED PRECEDING) AS session
-    FROM t LEFT JOIN c ON c.profile_id = t.profile_id AND c.no = t.block + 1
-                      AND c.conv_at - t.at <= %(lookback)s
+  SELECT t.profile_id, t.at, t.key, t.conv_upto AS block, t.session, c.conv_at, c.value
+    FROM s t LEFT JOIN c ON c.profile_id = t.profile_id AND c.no = t.conv_upto + 1
+                        AND c.conv_at - t.at <= %(lookback)s
+   WHERE t.kind = 0
 ),
 conv_paths AS (
   SELECT coalesce(array_agg(ta.key ORDER BY ta.at, ta.key)
@@ -149,6 +150,8 @@ def aggregate(conn: Conn, period: Period, by: Dimension, half_life_days: float) 
     events = _STREAM.rpartition("ORDER BY")[0]
     query = _AGGREGATE.format(events=events)
     params = {**_params(period, by), "half_life": half_life_days}
+    # the window sorts spill to disk at the default 4 MB; this transaction may take more
+    conn.execute("SET LOCAL work_mem = '256MB'")
     paths: list[Journey] = []
     decay_n: dict[str, float] = {}
     decay_v: dict[str, float] = {}
