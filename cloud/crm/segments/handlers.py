@@ -20,7 +20,7 @@ import psycopg
 from cloud.core.domain_events import committed_after, load_cursor, save_cursor
 from cloud.crm.segments import repository as repo
 from cloud.crm.segments.rules import depends_on
-from cloud.crm.segments.service import parse_rule, reconcile
+from cloud.crm.segments.service import Target, parse_rule, reconcile_many
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -92,8 +92,7 @@ def _reconcile_touched(conn: Conn, touched: dict[str, set[int]], at: datetime) -
     every: set[int] = set().union(*touched.values())
     owner = repo.owners(conn, sorted(every))
     profiles = repo.profiles_by_person(conn, sorted(every | set(owner.values())))
-    entered = exited = 0
-    persons_seen: set[int] = set()
+    targets: list[Target] = []
     for sid, raw in repo.dynamic_segments(conn):
         rule = parse_rule(raw)
         ids = set(touched.get("*", ()))
@@ -103,9 +102,10 @@ def _reconcile_touched(conn: Conn, touched: dict[str, set[int]], at: datetime) -
             continue
         persons = sorted(ids | {owner[i] for i in ids if i in owner})
         only = sorted({x for p in persons for x in profiles.get(p, [p])})
-        res = reconcile(conn, sid, rule, now=at, persons=persons, only_ids=only, reason="change")
-        entered, exited = entered + res.entered, exited + res.exited
-        persons_seen.update(persons)
+        targets.append(Target(sid, rule, persons, only))
+    done = reconcile_many(conn, targets, now=at, reason="change")
+    persons_seen = {p for t in targets for p in t.persons}
+    entered, exited = sum(r.entered for r in done), sum(r.exited for r in done)
     return Batch(0, len(persons_seen), entered, exited)
 
 

@@ -120,12 +120,29 @@ def count(conn: Conn, query: Compiled) -> int:
 
 def current_members(conn: Conn, segment_id: int, among: list[int] | None = None) -> set[int]:
     """Current members (only among `among` when given)."""
+    return ids_of(current_members_cursor(conn, segment_id, among))
+
+
+def matching_cursor(conn: Conn, query: Compiled) -> psycopg.Cursor[Any]:
+    """The members query sent (in a pipeline its rows come when it syncs); see `ids_of`."""
+    return conn.execute(sql.Composed([query.sql]), query.params)
+
+
+def current_members_cursor(
+    conn: Conn, segment_id: int, among: list[int] | None = None
+) -> psycopg.Cursor[Any]:
+    """The current-members query sent (only among `among` when given); see `ids_of`."""
     q = "SELECT profile_id FROM crm_segment_members WHERE segment_id = %s AND exited_at IS NULL"
     params: list[Any] = [segment_id]
     if among is not None:
         q += " AND profile_id = ANY(%s)"
         params.append(among)
-    return {int(r[0]) for r in conn.execute(q, params)}
+    return conn.execute(q, params)
+
+
+def ids_of(cur: psycopg.Cursor[Any]) -> set[int]:
+    """The ids (first column) a cursor returned."""
+    return {int(r[0]) for r in cur.fetchall()}
 
 
 _EVENT = (
@@ -139,9 +156,27 @@ _EVENT = (
 def enter(conn: Conn, segment_id: int, ids: list[int], *, at: datetime, reason: str) -> int:
     """Make `ids` current members: new rows, or returning members whose past stint moves to the
     history; emits segment.entered for each; returns how many entered."""
+    return count_of(enter_cursor(conn, segment_id, ids, at=at, reason=reason))
+
+
+def exit_(conn: Conn, segment_id: int, ids: list[int], *, at: datetime, reason: str) -> int:
+    """End the current stint of `ids` (the row stays, with exited_at); emits segment.exited."""
+    return count_of(exit_cursor(conn, segment_id, ids, at=at, reason=reason))
+
+
+def count_of(cur: psycopg.Cursor[Any] | None) -> int:
+    """The count an `enter_cursor` / `exit_cursor` statement returned (0 for none sent)."""
+    row = cur.fetchone() if cur is not None else None
+    return int(row[0]) if row else 0
+
+
+def enter_cursor(
+    conn: Conn, segment_id: int, ids: list[int], *, at: datetime, reason: str
+) -> psycopg.Cursor[Any] | None:
+    """`enter`'s statement sent (None when there is nobody); read it with `count_of`."""
     if not ids:
-        return 0
-    row = conn.execute(
+        return None
+    return conn.execute(
         "WITH prev AS (SELECT segment_id, profile_id, entered_at, exited_at"
         "  FROM crm_segment_members WHERE segment_id = %(s)s AND profile_id = ANY(%(ids)s)"
         "  AND exited_at IS NOT NULL),"
@@ -154,23 +189,23 @@ def enter(conn: Conn, segment_id: int, ids: list[int], *, at: datetime, reason: 
         " ev AS (" + _EVENT.format(src="up") + ")"
         " SELECT count(*) FROM up",
         {"s": segment_id, "ids": ids, "at": at, "topic": ENTERED, "reason": reason},
-    ).fetchone()
-    return int(row[0]) if row else 0
+    )
 
 
-def exit_(conn: Conn, segment_id: int, ids: list[int], *, at: datetime, reason: str) -> int:
-    """End the current stint of `ids` (the row stays, with exited_at); emits segment.exited."""
+def exit_cursor(
+    conn: Conn, segment_id: int, ids: list[int], *, at: datetime, reason: str
+) -> psycopg.Cursor[Any] | None:
+    """`exit_`'s statement sent (None when there is nobody); read it with `count_of`."""
     if not ids:
-        return 0
-    row = conn.execute(
+        return None
+    return conn.execute(
         "WITH up AS (UPDATE crm_segment_members SET exited_at = %(at)s"
         "  WHERE segment_id = %(s)s AND profile_id = ANY(%(ids)s) AND exited_at IS NULL"
         "  RETURNING profile_id),"
         " ev AS (" + _EVENT.format(src="up") + ")"
         " SELECT count(*) FROM up",
         {"s": segment_id, "ids": ids, "at": at, "topic": EXITED, "reason": reason},
-    ).fetchone()
-    return int(row[0]) if row else 0
+    )
 
 
 def members_page(

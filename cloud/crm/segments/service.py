@@ -104,6 +104,44 @@ def reconcile(
     return Reconciled(segment_id, entered, exited)
 
 
+@dataclass(frozen=True)
+class Target:
+    """One segment to reconcile for some persons (incremental membership)."""
+
+    segment_id: int
+    rule: Rule
+    persons: list[int]
+    only_ids: list[int]
+
+
+def reconcile_many(
+    conn: Conn, targets: list[Target], *, now: datetime, reason: str
+) -> list[Reconciled]:
+    """`reconcile` for several segments, each under its lock, with the reads of all of them in
+    one pipeline and the writes in another (two round trips instead of four per segment: at
+    50 live segments the round trips were most of an incremental batch)."""
+    with conn.pipeline():
+        sent = []
+        for t in targets:
+            repo.lock_segment(conn, t.segment_id)
+            compiled = compile_rule(t.rule, now=now, only_ids=t.only_ids)
+            sent.append((
+                repo.matching_cursor(conn, members_query(compiled, persons=t.persons)),
+                repo.current_members_cursor(conn, t.segment_id, t.persons),
+            ))  # fmt: skip
+    diffs = []
+    for t, (match_cur, current_cur) in zip(targets, sent, strict=True):
+        match, current = repo.ids_of(match_cur), repo.ids_of(current_cur)
+        diffs.append((t.segment_id, sorted(match - current), sorted(current - match)))
+    with conn.pipeline():
+        writes = [
+            (sid, repo.enter_cursor(conn, sid, entering, at=now, reason=reason),
+             repo.exit_cursor(conn, sid, leaving, at=now, reason=reason))
+            for sid, entering, leaving in diffs
+        ]  # fmt: skip
+    return [Reconciled(sid, repo.count_of(e), repo.count_of(x)) for sid, e, x in writes]
+
+
 def preview(conn: Conn, *, rule: Rule, sample: int, now: datetime | None = None) -> Preview:
     """The size of a rule's audience and a sample of it, without saving anything."""
     validate_rule(conn, rule)
