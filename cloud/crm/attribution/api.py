@@ -113,6 +113,28 @@ def roi(
 
 
 @router.get(
+    "/v1/attribution/forecast",
+    summary="Daily revenue forecast, chain-wide or for a segment",
+    description="A structural time-series model (local level, weekly and, from two years of"
+    " history, yearly seasonality) fitted to daily sales, with 90 % intervals; backtest in"
+    " docs/attribution.md.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+def revenue_forecast(
+    conn: ConnDep,
+    _: MarketerDep,
+    segment_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    history_days: Annotated[int, Query(ge=28, le=1100)] = 365,
+    horizon_days: Annotated[int, Query(ge=1, le=365)] = 90,
+    currency: CurrencyQ = None,
+) -> s.RevenueForecast:
+    report = service.revenue_forecast(conn, segment_id=segment_id, history_days=history_days,
+                                      horizon_days=horizon_days, currency=currency,
+                                      today=datetime.now(UTC).date())  # fmt: skip
+    return s.RevenueForecast.model_validate(report)
+
+
+@router.get(
     "/v1/stores/{store_id}/conversion",
     summary="Visitors, sales and conversion rate per hour or day",
     description="Entrance in-counts joined with the store's POS sales: conversion rate, sales per"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -143,3 +143,24 @@ class StoreConversion(BaseModel):
     sales_per_visitor: float | None
     average_basket: float | None
     points: list[ConversionPoint]
+
+
+class ForecastPoint(BaseModel):
+    """One forecast day."""
+
+    day: date
+    revenue: float = Field(description="Expected revenue.")
+    lower: float = Field(description="Lower bound of the interval.")
+    upper: float = Field(description="Upper bound of the interval.")
+
+
+class RevenueForecast(BaseModel):
+    """Daily revenue forecast of the chain or of a segment's current members."""
+
+    segment_id: int | None
+    currency: str
+    model: str = Field(description="The structural time-series model fitted.")
+    interval_level: float = Field(description="Coverage the intervals aim at.")
+    history_revenue: float = Field(description="Revenue over the history used.")
+    forecast_revenue: float = Field(description="Expected revenue over the horizon.")
+    points: list[ForecastPoint]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -263,4 +263,55 @@ def store_conversion(
         "sales_per_visitor": round(sales / visitors, 2) if visitors else None,
         "average_basket": round(sales / transactions, 2) if transactions else None,
         "points": points,
+    }  # fmt: skip
+
+
+def revenue_forecast(
+    conn: Conn,
+    *,
+    segment_id: int | None,
+    history_days: int,
+    horizon_days: int,
+    currency: str | None,
+    today: date,
+) -> dict[str, Any]:
+    """Daily revenue (all sales, or the current members' of a segment) over `history_days`
+    before `today`, and its forecast for `horizon_days` with a 90 % interval."""
+    from cloud.crm.attribution.forecast import forecast
+
+    first = today - timedelta(days=history_days)
+    lo = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+    hi = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
+    if (
+        segment_id is not None
+        and conn.execute("SELECT 1 FROM crm_segments WHERE id = %s", (segment_id,)).fetchone()
+        is None
+    ):
+        raise CrmNotFoundError(f"segment {segment_id} does not exist")
+    if currency is None:
+        found = jr.currencies(conn, lo, hi)
+        currency = found[0] if found else "CNY"
+    rows = conn.execute(
+        "SELECT (occurred_at AT TIME ZONE 'UTC')::date, sum(total_amount) FROM crm_transactions x"
+        " WHERE occurred_at >= %(lo)s AND occurred_at < %(hi)s AND kind = 'sale'"
+        " AND reversed_at IS NULL AND currency = %(c)s AND (%(seg)s::bigint IS NULL OR EXISTS ("
+        "  SELECT 1 FROM crm_segment_members s WHERE s.segment_id = %(seg)s"
+        "  AND s.profile_id = x.profile_id AND s.exited_at IS NULL)) GROUP BY 1",
+        {"lo": lo, "hi": hi, "c": currency, "seg": segment_id},
+    ).fetchall()
+    by_day = {r[0]: float(r[1]) for r in rows}
+    history = [by_day.get(first + timedelta(days=i), 0.0) for i in range(history_days)]
+    try:
+        fc = forecast(history, first, horizon_days)
+    except ValueError as exc:
+        raise CrmInvalidInputError(f"history_days: {exc}") from exc
+    points = [
+        {"day": fc.start + timedelta(days=i), "revenue": round(float(fc.mean[i]), 2),
+         "lower": round(float(fc.lower[i]), 2), "upper": round(float(fc.upper[i]), 2)}
+        for i in range(horizon_days)
+    ]  # fmt: skip
+    return {
+        "segment_id": segment_id, "currency": currency, "model": fc.model,
+        "interval_level": fc.level, "history_revenue": round(sum(history), 2),
+        "forecast_revenue": round(float(fc.mean.sum()), 2), "points": points,
     }  # fmt: skip

@@ -167,3 +167,27 @@ def test_store_conversion_joins_footfall_and_sales(
     assert client.get(f"/v1/stores/{w['store']}/conversion", headers=other).status_code == 403
     missing = client.get("/v1/stores/no-such-store/conversion", headers=w["hq"])
     assert missing.status_code == 404
+
+
+def test_revenue_forecast_of_a_segment(client: TestClient, world: dict[str, Any]) -> None:
+    w = world
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    who = w["sale"]("fc", (today - w["t0"]).total_seconds() / 86400 - 3, "70.00", "EUR")
+    made = client.post("/v1/segments", headers=w["hq"],
+                       json={"name": f"fc-{w['tag']}", "kind": "static"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    seg = made.json()
+    added = client.post(f"/v1/segments/{seg['id']}/members", headers=w["hq"],
+                        json={"profile_ids": [who]})  # fmt: skip
+    assert added.status_code in (200, 201), added.text
+    r = client.get("/v1/attribution/forecast", headers=w["hq"],
+                   params={"segment_id": seg["id"], "history_days": 60, "horizon_days": 14,
+                           "currency": "EUR"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["history_revenue"] == 70.0 and len(body["points"]) == 14
+    assert all(p["lower"] <= p["revenue"] <= p["upper"] for p in body["points"])
+    short = client.get("/v1/attribution/forecast", headers=w["hq"], params={"history_days": 7})
+    assert short.status_code == 422
+    missing = client.get("/v1/attribution/forecast", headers=w["hq"], params={"segment_id": 10**12})
+    assert missing.status_code == 404
