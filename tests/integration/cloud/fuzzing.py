@@ -112,6 +112,11 @@ _SEGMENT_RULE = (
     "a rule names only known attributes and event properties (a registry, plus tracking plans),"
     " with values of the attribute's type, at most 8 levels deep"
 )
+_SEGMENT_CALL = (
+    "a call names userId or anonymousId; track needs event, alias previousId and userId; a"
+    " timestamp (corrected by sentAt) at most 730 days old and 1 day ahead; the type in the body"
+    " matches the path; a source in reject mode refuses what breaks its tracking plan"
+)
 #: Operations that answer 422 to some schema-valid requests, and the rule each applies that the
 #: document cannot state. Everywhere else schema-valid data must be accepted (2xx) or refused
 #: only for a state of the data (401, 403, 404, 409, 429).
@@ -133,6 +138,10 @@ SEMANTIC_422: dict[str, str] = {
     "POST /v1/loyalty/accounts": _BIGINT,
     "POST /v1/rewards/{reward_id}/redemptions": _BIGINT,
     "POST /v1/events/collect": "the text/plain body must be a JSON batch of Segment calls",
+    **{
+        f"POST /v1/events/{path}": _SEGMENT_CALL
+        for path in ("batch", "track", "identify", "page", "screen", "alias")
+    },
     "PUT /v1/events/sources/{source_id}/plan/{type}/{event}": "the body must be a JSON Schema",
     "PUT /v1/messaging/templates/{name}/{channel}/{locale}": "a template must compile (Jinja2)",
     "POST /v1/messaging/templates/preview": (
@@ -156,15 +165,26 @@ _ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
 
 def all_checks_config(
-    *, headers: Mapping[str, str], path_values: Mapping[str, Any], max_examples: int, seed: int = 1
+    *,
+    headers: Mapping[str, str],
+    path_values: Mapping[str, Any],
+    max_examples: int,
+    seed: int = 1,
+    operation_headers: Mapping[str, Mapping[str, str]] | None = None,
+    skip_phases: Iterable[str] = (),
 ) -> SchemathesisConfig:
     """Every phase (examples, coverage, fuzzing, stateful) and every check, derandomized.
 
     `path_values` pins path parameters to seeded rows, so requests reach the services. Only the
     operations of `SEMANTIC_422` may refuse schema-valid data with 422 (RFC 9110: understood,
-    but the values cannot be processed), for the rule each names.
+    but the values cannot be processed), for the rule each names. `operation_headers` replace
+    headers for the operations they name (the events write key instead of the bearer token);
+    `skip_phases` leaves phases out (`coverage` and `stateful` multiply with large schemas).
     """
-    semantic = {"expected-statuses": [*_ACCEPTED, "422"]}
+    semantic = {"checks": {"positive_data_acceptance": {"expected-statuses": [*_ACCEPTED, "422"]}}}
+    per_op: dict[str, dict[str, Any]] = {label: dict(semantic) for label in SEMANTIC_422}
+    for label, extra in (operation_headers or {}).items():
+        per_op.setdefault(label, {})["headers"] = dict(extra)
     return SchemathesisConfig.from_dict(
         {
             "seed": seed,
@@ -173,11 +193,9 @@ def all_checks_config(
             "continue-on-failure": True,
             "parameters": {f"path.{name}": value for name, value in path_values.items()},
             "generation": {"max-examples": max_examples, "database": "none"},
+            "phases": {name: {"enabled": False} for name in skip_phases},
             "checks": {"positive_data_acceptance": {"expected-statuses": _ACCEPTED}},
-            "operations": [
-                {"include-name": label, "checks": {"positive_data_acceptance": semantic}}
-                for label in SEMANTIC_422
-            ],
+            "operations": [{"include-name": label, **cfg} for label, cfg in per_op.items()],
         }
     )
 
