@@ -18,6 +18,7 @@ from cloud.crm.messaging import inbox, tracking
 from cloud.crm.messaging.api_tracking import ChannelName, channel_for, verified_body
 from cloud.crm.messaging.channels.base import PermanentChannelError
 from cloud.crm.messaging.errors import MessagingInvalidInputError
+from cloud.crm.messaging.inbound_smtp import parse_mail
 from cloud.crm.messaging.schemas import MessagePublic
 
 router = APIRouter(tags=["messaging"])
@@ -113,7 +114,12 @@ async def inbound_webhook(
         raise MessagingInvalidInputError(f"not a {channel} inbound message: {exc.detail}") from exc
     cfg = tracking.tracking_config()
     secret = cfg.secret.get_secret_value() if cfg is not None else None
-    got = inbox.receive(conn, channel, msg, secret=secret)
+    refs: list[str] = []
+    recipients: list[str] = []
+    if channel == "email":  # a forwarded e-mail: thread by its References and To as well
+        parsed = parse_mail(body)
+        refs, recipients = parsed.references, parsed.recipients
+    got = inbox.receive(conn, channel, msg, references=refs, recipients=recipients, secret=secret)
     return InboundStored(
         conversation_id=got.conversation_id,
         item_id=got.item_id,

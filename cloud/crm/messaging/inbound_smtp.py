@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from typing import Any
 
 import psycopg
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Largest message taken (bytes); larger ones are refused by the server with 552.
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+#: Headers naming where a message was sent (a webhook has no SMTP envelope).
+_RCPT = ("To", "Cc", "Delivered-To", "X-Original-To")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class ParsedMail:
 
     message: InboundMessage
     references: list[str]
+    recipients: list[str]
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
@@ -77,6 +80,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
             subject=subject[:1000] if subject else None,
         ),
         refs[-20:],
+        [a for _, a in getaddresses([str(v) for h in _RCPT for v in msg.get_all(h, [])]) if a],
     )
 
 

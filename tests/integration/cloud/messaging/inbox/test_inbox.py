@@ -271,6 +271,12 @@ def test_agent_actions_and_the_signed_inbound_webhook(
     res = tracking_client.post(url, content=raw2, headers={**signed, "X-MallPulse-Signature": sig})
     assert res.json()["conversation_id"] == cid
     assert _conversation(tracking_client, marketer, cid)["status"] == "open"
+    # a forwarded mail to the conversation's reply address threads by the token, whoever sends it
+    to = inbox.reply_address(cid, LINK_SECRET, REPLY_DOMAIN)
+    raw3 = _mail(f"o.{uuid.uuid4().hex[:8]}@example.net", to, "forwarded").as_bytes()
+    sig = hmac.new(HOOK_SECRET.encode(), ts.encode() + b"." + raw3, hashlib.sha256).hexdigest()
+    res = tracking_client.post(url, content=raw3, headers={**signed, "X-MallPulse-Signature": sig})
+    assert res.json()["conversation_id"] == cid, res.text
     unassigned = tracking_client.post(
         f"{C}/{cid}/assign", json={"assignee": None}, headers=marketer
     )
