@@ -247,3 +247,48 @@ def test_sample_size_calculator(client: TestClient, marketer: dict[str, str]) ->
                            "effect_size": resp.json()["effect_size"], "days": 30}  # fmt: skip
     both = {**body, "sample_size_per_variant": 100}
     _problem(client.post("/v1/experiments/sample-size", json=both, headers=marketer), 422)
+
+
+def test_automation_split_node_is_analysed(
+    client: TestClient, marketer: dict[str, str], tag: str, conn: Any, profiles: Any
+) -> None:
+    if conn.execute("SELECT to_regclass('automation_split_assignments')").fetchone()[0] is None:
+        return  # optional source: without the automation feature's table there is nothing
+    ids = profiles(40)
+    now = conn.execute("SELECT now() - interval '2 days'").fetchone()[0]
+    add_event(conn, ids[0], f"e-{tag}", now - HOUR * 100)
+    wf = conn.execute(
+        "INSERT INTO automation_workflows (name, created_by) VALUES (%s, 'test') RETURNING id",
+        (f"wf-{tag}",),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO automation_versions (workflow_id, version, definition, published_by)"
+        " VALUES (%s, 1, '{}', 'test')",
+        (wf,),
+    )
+    for i, pid in enumerate(ids):
+        branch = "a" if i % 2 else "b"
+        ex = conn.execute(
+            "INSERT INTO automation_executions (workflow_id, version, profile_id, status, node_id,"
+            " enrolled_at, updated_at) VALUES (%s, 1, %s, 'completed', 'split', %s, %s)"
+            " RETURNING id",
+            (wf, pid, now, now),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO automation_split_assignments (execution_id, workflow_id, version,"
+            " node_id, profile_id, branch, assigned_at) VALUES (%s, %s, 1, 'split', %s, %s, %s)",
+            (ex, wf, pid, branch, now),
+        )
+        if branch == "b" and i % 4 == 0:
+            add_event(conn, pid, f"e-{tag}", now + HOUR)
+    body = _design(tag, f"e-{tag}", source={"kind": "automation_split", "workflow_id": wf,
+                   "node_id": "split"},
+                   variants=[{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}])  # fmt: skip
+    eid = _create(client, marketer, body)
+    client.post(f"/v1/experiments/{eid}/start", headers=marketer)
+    _problem(client.post(f"/v1/experiments/{eid}/assign", json={"profile_id": ids[0]},
+                         headers=marketer), 409)  # fmt: skip
+    res = client.get(f"/v1/experiments/{eid}/results", headers=marketer).json()
+    arms = res["metrics"][0]["arms"]
+    assert [a["n"] for a in arms] == [20, 20]
+    assert [a["mean"] for a in arms] == [0.0, 0.5]
