@@ -25,6 +25,9 @@ Z_RANGE = 8.0
 REL_BINS = 10
 #: Labels before the calibrator is used (before that the raw probability is served).
 CALIBRATION_MIN = 200
+#: Ridge toward the identity calibration and the largest slope a refit may take.
+RIDGE = 1.0
+MAX_SLOPE = 5.0
 
 
 def build_estimator(learning_rate: float = 0.02) -> compose.Pipeline:
@@ -99,11 +102,25 @@ class PlattCalibrator:
         if self.seen % self.refit_every == 0:
             self.refit()
 
+    def _loss(self, a: float, b: float) -> float:
+        """Negative log-likelihood of the histogram under (a, b), plus the ridge toward (1, 0)."""
+        total = RIDGE * ((a - 1.0) ** 2 + b**2) / 2
+        for i in range(Z_BINS):
+            if self.pos[i] or self.neg[i]:
+                p = min(max(_sigmoid(a * self._centre(i) + b), 1e-12), 1 - 1e-12)
+                total -= self.pos[i] * math.log(p) + self.neg[i] * math.log(1 - p)
+        return total
+
     def refit(self) -> None:
-        """Weighted logistic fit p = sigmoid(a * z + b) by Newton's method (small ridge)."""
+        """Weighted logistic fit p = sigmoid(a * z + b) by Newton's method with a ridge toward
+        the identity (a = 1, b = 0) and step halving, so a fit that would run off to infinity on
+        nearly separable bins (all probabilities 0 or 1, every ranking tied) stays bounded."""
         a, b = self.a, self.b
-        for _ in range(25):
-            ga = gb = haa = hab = hbb = 0.0
+        loss = self._loss(a, b)
+        for _ in range(50):
+            ga, gb = RIDGE * (a - 1.0), RIDGE * b
+            haa = hbb = RIDGE
+            hab = 0.0
             for i in range(Z_BINS):
                 n = self.pos[i] + self.neg[i]
                 if not n:
@@ -114,17 +131,25 @@ class PlattCalibrator:
                 w = n * p * (1 - p)
                 ga, gb = ga + r * z, gb + r
                 haa, hab, hbb = haa + w * z * z, hab + w * z, hbb + w
-            ga, haa, hbb = ga + 1e-3 * (a - 1), haa + 1e-3, hbb + 1e-9
             det = haa * hbb - hab * hab
             if det <= 1e-12:
                 break
             da = (hbb * ga - hab * gb) / det
             db = (haa * gb - hab * ga) / det
-            a, b = a - da, b - db
-            if abs(da) + abs(db) < 1e-9:
+            step = 1.0
+            while step > 1e-4:  # halve the step until the loss goes down
+                na, nb = a - step * da, b - step * db
+                new = self._loss(na, nb)
+                if new <= loss:
+                    break
+                step /= 2
+            else:
+                break
+            a, b, loss = na, nb, new
+            if abs(step * da) + abs(step * db) < 1e-9:
                 break
         if math.isfinite(a) and math.isfinite(b):
-            self.a, self.b = max(a, 1e-3), b  # monotone: never invert the ranking
+            self.a, self.b = min(max(a, 1e-3), MAX_SLOPE), b  # monotone: never invert ranking
 
     def calibrate(self, p_raw: float) -> float:
         """The calibrated probability (the raw one until CALIBRATION_MIN labels)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -278,3 +279,17 @@ def test_platt_calibrator_corrects_an_overconfident_model() -> None:
     assert abs(cal.calibrate(0.9) - 0.6) < 0.03
     assert abs(cal.calibrate(0.1) - 0.4) < 0.03
     assert cal.calibrate(0.9) > cal.calibrate(0.5) > cal.calibrate(0.1)
+
+
+def test_platt_calibrator_stays_bounded_on_separable_labels() -> None:
+    # Every raw p above 0.5 converted and none below: an unbounded fit runs the slope off to
+    # infinity, every calibrated value becomes exactly 0 or 1 and the ranking is lost (AUC 0.5).
+    cal = PlattCalibrator()
+    for i in range(3000):
+        p = 0.02 + 0.96 * (i % 97) / 96
+        cal.update(p, p > 0.5)
+    grid = [0.05 + 0.05 * k for k in range(19)]
+    calibrated = [cal.calibrate(p) for p in grid]
+    assert all(a < b for a, b in pairwise(calibrated))  # strictly increasing: no ties
+    assert calibrated[0] > 0.0 and calibrated[-1] < 1.0
+    assert calibrated[0] < 0.2 and calibrated[-1] > 0.8  # and it did learn the direction
