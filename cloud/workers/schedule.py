@@ -34,6 +34,8 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         "events-retention": ("events.retention", _HOUR),
         # messaging: work the message outbox (sends, deferrals that came due, retries)
         "messaging-dispatch": ("messaging.dispatch", 5.0),
+        # messaging: the channel bandit's trials whose engagement window lapsed
+        "messaging-bandit-settle": ("messaging.bandit_settle", _HOUR),
         # scoring: incremental scores from new events and sales; rescoring after rule changes
         # and decay moving MQL/SQL levels
         "scoring-update": ("crm.scoring_update", 5.0),

@@ -12,6 +12,7 @@ import psycopg
 
 from cloud.core.logging import request_id_var
 from cloud.core.settings import Settings
+from cloud.crm.messaging import selection
 from cloud.crm.messaging.channels.base import build_channel
 from cloud.crm.messaging.config import messaging_config
 from cloud.crm.messaging.dispatch import Dispatcher, providers_of
@@ -54,5 +55,32 @@ def dispatch() -> dict[str, Any]:
     token = request_id_var.set(f"messaging.dispatch-{uuid.uuid4().hex[:12]}")
     try:
         return run_dispatch(worker_settings())
+    finally:
+        request_id_var.reset(token)
+
+
+def run_bandit_settle(settings: Settings, *, batches: int = 20) -> int:
+    """Settle the channel bandit's lapsed trials (people not messaged or viewed again), up to
+    `batches` x 500 people; returns how many trials were settled."""
+    settled = 0
+    with psycopg.connect(settings.database_url) as conn:
+        for _ in range(batches):
+            now = conn.execute("SELECT now()").fetchone()
+            assert now is not None
+            n = selection.settle_due(conn, now=now[0])
+            conn.commit()
+            settled += n
+            if n == 0:
+                break
+    log.info("bandit trials settled", extra={"settled": settled})
+    return settled
+
+
+@celery_app.task(name="messaging.bandit_settle")  # type: ignore[untyped-decorator]
+def bandit_settle() -> int:
+    """Settle lapsed bandit trials so segment priors include people not messaged again."""
+    token = request_id_var.set(f"messaging.bandit_settle-{uuid.uuid4().hex[:12]}")
+    try:
+        return run_bandit_settle(worker_settings())
     finally:
         request_id_var.reset(token)

@@ -334,3 +334,25 @@ def test_record_outcome_refuses_an_unknown_outcome_and_ignores_a_late_one(
         assert row == ("no_engagement",)
     email = _arm(_prefs(app, marketer, pid), "channels", "email")
     assert (email["trials"], email["successes"]) == (1, 0)
+
+
+def test_the_hourly_task_settles_lapsed_trials(
+    app: TestClient, marketer: dict[str, str], template: str, database_url: str, settings: Any
+) -> None:
+    from cloud.crm.messaging.tasks import run_bandit_settle
+
+    pid = _person(app, marketer, database_url, email_consent=True)
+    sent = _send(app, marketer, pid, template, channel="email").json()
+    _mark_sent(database_url, sent["id"], datetime.now(UTC) - timedelta(hours=73))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE crm_msg_bandit_trials SET created_at = now() - interval '73 hours'"
+            " WHERE message_id = %s",
+            (sent["id"],),
+        )
+    assert run_bandit_settle(settings) >= 1
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT outcome FROM crm_msg_bandit_trials WHERE message_id = %s", (sent["id"],)
+        ).fetchone()
+    assert row == ("no_engagement",)

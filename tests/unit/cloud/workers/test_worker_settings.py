@@ -25,6 +25,7 @@ ALL_ENTRIES = {
     "crm-expire-points",
     "crm-review-tiers",
     "messaging-dispatch",
+    "messaging-bandit-settle",
     "segments-update",
     "segments-sweep",
     "segments-snapshot",
