@@ -74,8 +74,13 @@ class EntryPublic(BaseModel):
 class RewardCreate(_In):
     """A catalogue item."""
 
-    code: str = Field(min_length=1, max_length=64, description="Unique code.")
-    name: str = Field(min_length=1, max_length=200, description="Display name.")
+    # PostgreSQL text cannot hold NUL: the schema says so rather than a 422 after the fact
+    code: str = Field(
+        min_length=1, max_length=64, pattern=r"^[^\x00]+$", description="Unique code."
+    )
+    name: str = Field(
+        min_length=1, max_length=200, pattern=r"^[^\x00]+$", description="Display name."
+    )
     cost_points: int = Field(gt=0, le=PG_INT_MAX, description="Points it costs.")
     stock: int = Field(ge=0, le=PG_INT_MAX, description="Units available.")
 

@@ -75,7 +75,7 @@ def forecast(
     pred = fitted.get_forecast(steps=horizon_days, exog=future_exog)
     mean = np.asarray(pred.predicted_mean, dtype=np.float64) * scale
     interval = np.asarray(pred.conf_int(alpha=1 - level), dtype=np.float64) * scale
-    if not np.isfinite(mean).all():
+    if not (np.isfinite(mean).all() and np.isfinite(interval).all()):
         raise ValueError("the model did not converge on this history")
     return Forecast(
         start=future_days[0],

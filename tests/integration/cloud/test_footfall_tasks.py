@@ -48,7 +48,7 @@ def test_prune_deletes_only_expired_rows(fresh_database: Callable[..., str]) -> 
         assert deleted["line_counts"] == 1
     else:  # TimescaleDB drops old chunks by its retention policy; the task leaves them alone
         assert "line_counts" not in deleted
-        assert run_timescale_jobs(url, "policy_retention") == 6
+        assert run_timescale_jobs(url, "policy_retention") == 7  # 6 time series + emotions
     with psycopg.connect(url) as conn:
         left = conn.execute(
             "SELECT (SELECT count(*) FROM line_counts), (SELECT count(*) FROM envelopes),"

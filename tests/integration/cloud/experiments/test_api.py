@@ -257,15 +257,22 @@ def test_automation_split_node_is_analysed(
     ids = profiles(40)
     now = conn.execute("SELECT now() - interval '2 days'").fetchone()[0]
     add_event(conn, ids[0], f"e-{tag}", now - HOUR * 100)
-    wf = conn.execute(
-        "INSERT INTO automation_workflows (name, created_by) VALUES (%s, 'test') RETURNING id",
-        (f"wf-{tag}",),
-    ).fetchone()[0]
-    conn.execute(
-        "INSERT INTO automation_versions (workflow_id, version, definition, published_by)"
-        " VALUES (%s, 1, '{}', 'test')",
-        (wf,),
-    )
+    # a real workflow with a split node "split" (through the automation API, so its stored
+    # definition is valid for every other reader of the shared database)
+    definition = {
+        "trigger": {"kind": "api"},
+        "nodes": [
+            {"id": "start", "type": "entry", "next": "split"},
+            {"id": "split", "type": "split", "branches": [
+                {"name": "a", "weight": 1, "next": "done"},
+                {"name": "b", "weight": 1, "next": "done"}]},
+            {"id": "done", "type": "end"},
+        ],
+    }  # fmt: skip
+    made = client.post("/v1/automation/workflows", headers=marketer,
+                       json={"name": f"wf-{tag}", "definition": definition})  # fmt: skip
+    assert made.status_code == 201, made.text
+    wf = made.json()["id"]
     for i, pid in enumerate(ids):
         branch = "a" if i % 2 else "b"
         ex = conn.execute(
