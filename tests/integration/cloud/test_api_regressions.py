@@ -46,10 +46,11 @@ def test_reward_cost_beyond_integer_range_is_422(client: TestClient, admin: dict
 def test_reward_with_nul_byte_is_422_and_stores_nothing(
     client: TestClient, admin: dict[str, str]
 ) -> None:
-    """A NUL byte in text (PostgreSQL cannot store it) used to be a 500; now a problem naming it."""
+    """A NUL byte in text (PostgreSQL cannot store it) used to be a 500; now the schema refuses it
+    (its pattern says so) with a problem naming the field."""
     body = {**_reward(), "name": "Mu\x00g"}
     problem = _problem(client.post("/v1/rewards", json=body, headers=admin), 422)
-    assert "NUL" in problem["detail"]
+    assert [e["field"] for e in problem["errors"]] == ["body.name"]
     listed = client.get("/v1/rewards", headers=admin).json()
     assert body["code"] not in {r["code"] for r in listed}
     fine = client.post("/v1/rewards", json={**body, "name": "Mug"}, headers=admin)
